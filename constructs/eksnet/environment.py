@@ -1,0 +1,87 @@
+"""Where a scenario deploys: account, region and availability zones, read from CDK context.
+
+Every value is explicit so that `cdk synth` never asks AWS anything: the default
+placeholders in ``cdk.json`` make synth work offline with no credentials, and a
+user overrides them with ``-c eksnet:account=... -c eksnet:region=...``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+
+from constructs import Construct
+
+ACCOUNT_KEY = "eksnet:account"
+REGION_KEY = "eksnet:region"
+AZS_KEY = "eksnet:availabilityZones"
+CLUSTER_NAME_KEY = "eksnet:clusterName"
+
+DEFAULT_ACCOUNT = "123456789012"
+DEFAULT_REGION = "eu-central-1"
+
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+@dataclass(frozen=True)
+class DeployEnv:
+    """An explicit deployment target; ``azs`` are full zone names such as ``eu-central-1a``."""
+
+    account: str = DEFAULT_ACCOUNT
+    region: str = DEFAULT_REGION
+    azs: tuple[str, ...] = ()
+    cluster_name: str = "myipv6cluster"
+
+    def __post_init__(self) -> None:
+        if not _ACCOUNT_RE.match(self.account):
+            raise ValueError(f"{ACCOUNT_KEY} must be a 12-digit AWS account id, got {self.account!r}")
+        if not _REGION_RE.match(self.region):
+            raise ValueError(f"{REGION_KEY} must be a region name such as eu-central-1, got {self.region!r}")
+        azs = self.azs or tuple(f"{self.region}{s}" for s in "abc")
+        object.__setattr__(self, "azs", tuple(azs))
+        for az in self.azs:
+            if not az.startswith(self.region) or len(az) == len(self.region):
+                raise ValueError(
+                    f"{AZS_KEY}: zone {az!r} is not in region {self.region!r} (expected e.g. {self.region}a)"
+                )
+        if len(set(self.azs)) != len(self.azs):
+            raise ValueError(f"{AZS_KEY} lists a zone twice: {list(self.azs)}")
+
+    @property
+    def cdk_env(self) -> cdk.Environment:
+        return cdk.Environment(account=self.account, region=self.region)
+
+    @classmethod
+    def from_context(cls, scope: Construct) -> DeployEnv:
+        """Read the ``eksnet:*`` context keys; ``-c`` values arrive as strings, so JSON lists are parsed."""
+        node = scope.node
+        azs = node.try_get_context(AZS_KEY) or ()
+        if isinstance(azs, str):
+            azs = json.loads(azs) if azs.strip().startswith("[") else [a.strip() for a in azs.split(",") if a.strip()]
+        return cls(
+            account=str(node.try_get_context(ACCOUNT_KEY) or DEFAULT_ACCOUNT),
+            region=str(node.try_get_context(REGION_KEY) or DEFAULT_REGION),
+            azs=tuple(azs),
+            cluster_name=str(node.try_get_context(CLUSTER_NAME_KEY) or "myipv6cluster"),
+        )
+
+
+class EksnetStack(cdk.Stack):
+    """A Stack pinned to an explicit environment whose zones are known without a lookup.
+
+    aws-cdk-lib asks AWS for availability zones (through the CLI's context
+    provider) unless the stack answers ``availability_zones`` itself; answering
+    here keeps `cdk synth --no-lookups` offline and deterministic.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, deploy_env: DeployEnv, **kwargs) -> None:
+        super().__init__(scope, id, env=deploy_env.cdk_env, **kwargs)
+        self.deploy_env = deploy_env
+
+    @property
+    def availability_zones(self) -> list[str]:
+        return list(self.deploy_env.azs)

@@ -1,0 +1,1 @@
+"""Test support shared by every test folder: template queries, gates, moto extensions."""
