@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
     header = ("benchmark", "metric", "unit", "eksnet", "reference", "ratio")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
     return 1 if failed else 0
 
 
