@@ -18,6 +18,9 @@ from eksnet.environment import DeployEnv
 # Module names under apps/, in the order their stacks are added.
 SCENARIOS: tuple[str, ...] = (
     "apps.network",
+    "apps.clusters",
+    "apps.calico",
+    "apps.multus",
 )
 
 

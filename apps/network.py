@@ -1,21 +1,45 @@
-"""Foundation scenario: the dual-stack VPC that every cluster of the seeds runs in."""
+"""Seed 003, "Using IPv6 in your EKS cluster": the two ways IPv6 pods reach IPv4, each as a VPC stack.
+
+- ``EksnetNetwork``: the seed's setup, the VPC eksctl makes for ``myipv6cluster`` (192.168.0.0/16, three
+  public and three private dual-stack subnets, a NAT gateway per zone) where pods reach IPv4 through
+  node SNAT (DNS64 off), plus Multus subnets (seed: "Configuring multiple network interfaces with Multus").
+- ``EksnetNetworkIpv6Only``: pure IPv6 pods: IPv6-only private subnets with DNS64 on and
+  ``64:ff9b::/96`` routed to the zone's NAT gateway (NAT64). Its IPv4 block (10.64.0.0/16, needed
+  by EKS and the NAT gateways' public subnets) differs from the first so the two VPCs can be peered.
+"""
 
 from __future__ import annotations
 
 import aws_cdk as cdk
-from aws_cdk import aws_ec2 as ec2
 from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.vpc import EksVpc, MultusNetwork, NatGateways, PodIpv4Egress
+
+
+class NetworkStack(EksnetStack):
+    """One ``EksVpc`` in its own stack; ``eks_vpc`` is what cluster stacks compose."""
+
+    def __init__(self, scope: cdk.App, id: str, *, deploy_env: DeployEnv, description: str, **vpc_props) -> None:
+        super().__init__(scope, id, deploy_env=deploy_env, description=description)
+        self.eks_vpc = EksVpc(self, "EksVpc", **vpc_props)
 
 
 def add_stacks(app: cdk.App, deploy_env: DeployEnv) -> list[cdk.Stack]:
-    stack = EksnetStack(app, "EksnetNetwork", deploy_env=deploy_env,
-                        description="eksnet: dual-stack VPC for EKS (seed 003, Using IPv6 in your EKS cluster)")
-    vpc = ec2.Vpc(
-        stack, "Vpc",
-        ip_addresses=ec2.IpAddresses.cidr("192.168.0.0/16"),
-        ip_protocol=ec2.IpProtocol.DUAL_STACK,
-        max_azs=len(deploy_env.azs),
-        nat_gateways=1,
+    node_snat = NetworkStack(
+        app, "EksnetNetwork", deploy_env=deploy_env,
+        description="eksnet: dual-stack VPC for EKS, pods reach IPv4 by node SNAT, Multus subnets (seed 003)",
+        ipv4_cidr="192.168.0.0/16",
+        nat_gateways=NatGateways.PER_AZ,
+        pod_ipv4_egress=PodIpv4Egress.NODE_SNAT,
+        cluster_names=[deploy_env.cluster_name],
+        multus=MultusNetwork(ipv4_supernet="192.168.192.0/19"),
     )
-    vpc.add_flow_log("FlowLog")
-    return [stack]
+    pure_ipv6 = NetworkStack(
+        app, "EksnetNetworkIpv6Only", deploy_env=deploy_env,
+        description="eksnet: VPC for EKS with IPv6-only private subnets, DNS64 and NAT64 (seed 003)",
+        ipv4_cidr="10.64.0.0/16",
+        nat_gateways=NatGateways.PER_AZ,
+        pod_ipv4_egress=PodIpv4Egress.NAT64,
+        ipv6_only_private_subnets=True,
+        cluster_names=[deploy_env.cluster_name],
+    )
+    return [node_snat, pure_ipv6]

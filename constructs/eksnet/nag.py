@@ -17,8 +17,10 @@ _MIN_REASON = 20
 
 
 def add_checks(app: cdk.App) -> None:
-    """Make every synth of ``app`` fail on an unsuppressed AwsSolutions finding."""
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    """Make every synth of ``app`` fail on an unsuppressed AwsSolutions or eksnet EKS finding."""
+    from eksnet.eks_checks import EksChecks  # the EKS rules cdk-nag cannot see on aws_eks_v2 clusters
+
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), EksChecks())
 
 
 def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:

@@ -1,8 +1,37 @@
-"""Dual-stack and IPv6 VPCs for EKS (MISSION.md section 1). Being built: see issue 3."""
+"""Dual-stack and IPv6 VPCs for EKS (MISSION.md section 1; seed 003, "Using IPv6 in your EKS cluster").
+
+``EksVpc`` builds on aws-cdk-lib's ``ec2.Vpc(ip_protocol=DUAL_STACK)``, which already makes the
+Amazon-provided IPv6 /56, a /64 per subnet, the Internet gateway, the Egress-only Internet gateway
+and the NAT gateways with their routes. It adds only what that construct lacks:
+
+- "how pods reach IPv4" as one choice (``PodIpv4Egress``) instead of loose toggles: node SNAT keeps
+  DNS64 off; NAT64 turns DNS64 on and routes ``64:ff9b::/96`` to the zone's NAT gateway;
+- IPv6-only (``Ipv6Native``) private subnets;
+- the EKS subnet tags that the AWS Load Balancer Controller and EKS read;
+- Multus subnets per zone and per interface with their own route tables, a Multus security group
+  and ``AWS::EC2::SubnetCidrReservation`` blocks for pod addresses;
+- flow logs by default, and a synth-time check that no DNS64 subnet lacks its NAT64 route.
+
+All IPv4 arithmetic uses ``ipaddress``; IPv6 blocks are CloudFormation tokens (the /56 is only known
+at deploy time), so they are carved with ``Fn::Cidr`` like aws-cdk-lib does.
+"""
 
 from __future__ import annotations
 
 import enum
+import ipaddress
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_ec2 as ec2
+
+from constructs import Construct, IConstruct, IValidation
+from eksnet import nag
 
 
 class PodIpv4Egress(enum.Enum):
@@ -16,3 +45,432 @@ class PodIpv4Egress(enum.Enum):
 
     NODE_SNAT = "node-snat"
     NAT64 = "nat64"
+
+
+class NatGateways(enum.Enum):
+    """How many NAT gateways the VPC gets (IPv4 egress of private subnets, and NAT64).
+
+    PER_AZ: one per zone; each private subnet uses its own zone's (no cross-zone traffic or outage).
+    SHARED: one, in the first zone's public subnet; cheaper, every zone routes through it.
+    NONE: none; private subnets reach the internet over IPv6 (EIGW) only. Not allowed with NAT64.
+    """
+
+    PER_AZ = "per-az"
+    SHARED = "shared"
+    NONE = "none"
+
+
+class CidrReservationType(enum.Enum):
+    """``AWS::EC2::SubnetCidrReservation`` types: both keep EC2 from handing the range out as primary addresses.
+
+    PREFIX: EC2 assigns IPv4 /28 (IPv6 /80) prefixes from the range (prefix delegation on the Multus ENI).
+    EXPLICIT: addresses from the range are assigned one by one with ``AssignPrivateIpAddresses``.
+    """
+
+    PREFIX = "prefix"
+    EXPLICIT = "explicit"
+
+
+NAT64_PREFIX = "64:ff9b::/96"  # RFC 6052 well-known prefix, the one Route 53 Resolver's DNS64 synthesizes
+_MAX_AZS = 6  # the most zones of any region (us-east-1); bounds how many node subnets a VPC must hold
+_MIN_AZS = 2
+_EKS_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
+_IPV6_SUBNET_BLOCKS = 256  # /64s of the VPC's /56
+_IPV6_POD_RANGE_BITS = "56"  # host bits of the IPv6 pod range: a /72 (256 /80 prefixes) per Multus subnet
+
+
+@dataclass(frozen=True)
+class MultusNetwork:
+    """The Multus (secondary interface) subnets of an ``EksVpc``.
+
+    ``ipv4_supernet`` is split into equal blocks, one per (zone, device index): zone-major, so zone
+    ``k``'s subnet for device index ``d`` is block ``k * interfaces_per_node + (d - 1)``. The default
+    192.168.192.0/19 is the free /19 left by the default node layout of 192.168.0.0/16 (six /19s,
+    eksctl's), like the seed's 192.168.96.0/19 Multus range.
+
+    In each Multus subnet the last block of size ``pod_range_prefix_length`` (default: the upper half)
+    is reserved with a subnet CIDR reservation of ``reservation_type``, so ENI primary addresses (the
+    lower part) never collide with pod addresses. With ``ipv6`` the subnets also get a /64 and IPv6 on
+    creation, and the second /72 of each /64 is reserved for pod IPv6 addresses.
+    """
+
+    ipv4_supernet: str = "192.168.192.0/19"
+    interfaces_per_node: int = 1
+    pod_range_prefix_length: int | None = None
+    reservation_type: CidrReservationType = CidrReservationType.PREFIX
+    ipv6: bool = True
+
+    def __post_init__(self) -> None:
+        try:
+            net = ipaddress.ip_network(self.ipv4_supernet, strict=True)
+        except ValueError as e:
+            raise ValueError(f"MultusNetwork.ipv4_supernet {self.ipv4_supernet!r} is not a network address: {e}") from e
+        if net.version != 4:
+            raise ValueError(f"MultusNetwork.ipv4_supernet must be an IPv4 CIDR such as 192.168.192.0/19, "
+                             f"got {self.ipv4_supernet!r}")
+        if not 1 <= self.interfaces_per_node <= 14:
+            raise ValueError(f"MultusNetwork.interfaces_per_node must be 1..14 (device indexes 1..n after the "
+                             f"primary ENI), got {self.interfaces_per_node}")
+        if self.pod_range_prefix_length is not None and not 1 <= self.pod_range_prefix_length <= 32:
+            raise ValueError(f"MultusNetwork.pod_range_prefix_length must be 1..32, got {self.pod_range_prefix_length}")
+
+    @property
+    def supernet(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.ipv4_supernet)
+
+    def subnet_cidrs(self, az_count: int) -> list[ipaddress.IPv4Network]:
+        """The Multus subnet of each (zone, device index), zone-major; raises if they get smaller than /28."""
+        blocks = az_count * self.interfaces_per_node
+        prefix = self.supernet.prefixlen + math.ceil(math.log2(blocks)) if blocks > 1 else self.supernet.prefixlen
+        if prefix > 28:
+            raise ValueError(f"MultusNetwork.ipv4_supernet {self.ipv4_supernet} is too small for {az_count} zones x "
+                             f"{self.interfaces_per_node} interfaces: subnets would be /{prefix}, smaller than "
+                             f"EC2's /28 minimum; use a larger supernet")
+        return list(self.supernet.subnets(new_prefix=prefix))[:blocks]
+
+    def pod_range(self, subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+        """The reserved pod range of one Multus subnet (its last block of ``pod_range_prefix_length``)."""
+        length = self.pod_range_prefix_length or subnet.prefixlen + 1
+        if length <= subnet.prefixlen:
+            raise ValueError(f"MultusNetwork.pod_range_prefix_length /{length} would reserve all of Multus subnet "
+                             f"{subnet}, leaving no primary addresses for ENIs; use a prefix longer than "
+                             f"/{subnet.prefixlen}")
+        if self.reservation_type is CidrReservationType.PREFIX and length > 28:
+            raise ValueError(f"MultusNetwork.pod_range_prefix_length /{length} is smaller than one /28 delegated "
+                             f"prefix; use /28 or shorter, or reservation_type=CidrReservationType.EXPLICIT")
+        return list(subnet.subnets(new_prefix=length))[-1]
+
+
+@dataclass(frozen=True)
+class MultusPodRange:
+    """The reserved pod address range of one Multus subnet (``EksVpc.multus_pod_ranges`` values)."""
+
+    az: str
+    device_index: int
+    subnet: ec2.ISubnet
+    ipv4: ipaddress.IPv4Network
+    ipv6: str | None  # token (Fn::Select over Fn::Cidr of the subnet's /64): a /72, or None without IPv6
+    reservation_type: CidrReservationType
+
+
+@jsii.implements(IValidation)
+class _Dns64RouteCheck:
+    """Synth-time check over every subnet under the VPC construct, including escape-hatch edits.
+
+    A subnet with DNS64 on gets ``64:ff9b::`` answers for IPv4-only names; without a ``64:ff9b::/96``
+    route to a NAT gateway those packets are dropped. An IPv6-only subnet cannot reach IPv4 at all
+    without both. Checking the final Cfn resources catches changes made after construction.
+    """
+
+    def __init__(self, scope: Construct) -> None:
+        self._scope = scope
+
+    def validate(self) -> list[str]:
+        stack = cdk.Stack.of(self._scope)
+
+        def key(value: object) -> str:
+            return json.dumps(stack.resolve(value), sort_keys=True)
+
+        subnets, assocs, routes = [], {}, {}
+        for c in self._scope.node.find_all():
+            if isinstance(c, ec2.CfnSubnet):
+                subnets.append(c)
+            elif isinstance(c, ec2.CfnSubnetRouteTableAssociation):
+                assocs[key(c.subnet_id)] = key(c.route_table_id)
+            elif isinstance(c, ec2.CfnRoute) and c.destination_ipv6_cidr_block == NAT64_PREFIX and c.nat_gateway_id:
+                routes.setdefault(key(c.route_table_id), c)
+        errors = []
+        for s in subnets:
+            dns64 = stack.resolve(s.enable_dns64) is True
+            native = stack.resolve(s.ipv6_native) is True
+            if not (dns64 or native):
+                continue
+            has_route = assocs.get(key(s.ref)) in routes
+            if dns64 and not has_route:
+                errors.append(f"{s.node.path}: DNS64 is on but its route table has no {NAT64_PREFIX} route to a NAT "
+                              f"gateway (NAT64); add one (PrivateSubnet.add_ipv6_nat64_route) or turn DNS64 off")
+            if native and not (dns64 and has_route):
+                errors.append(f"{s.node.path}: IPv6-only subnet needs DNS64 on and a {NAT64_PREFIX} route to a NAT "
+                              f"gateway to reach IPv4 destinations")
+        return errors
+
+
+@jsii.implements(cdk.IAspect)
+class _Ipv6EgressParity:
+    """Give every security group of the VPC that allows all IPv4 egress the same for IPv6.
+
+    In a dual-stack VPC, an IPv4-only egress rule silently breaks IPv6 pods and nodes (their default
+    route is IPv6). aws-cdk-lib's ``SecurityGroup`` defaults to IPv4-only egress, so groups made by
+    other constructs in the same stack (clusters, endpoints, Lambda functions) are fixed here.
+    """
+
+    def __init__(self, vpc: ec2.Vpc) -> None:
+        self._vpc = vpc
+
+    def visit(self, node: IConstruct) -> None:
+        if not isinstance(node, ec2.SecurityGroup) or not node.allow_all_outbound or node.allow_all_ipv6_outbound:
+            return
+        stack = cdk.Stack.of(node)
+        cfn = node.node.default_child
+        if not isinstance(cfn, ec2.CfnSecurityGroup) or stack.resolve(cfn.vpc_id) != stack.resolve(self._vpc.vpc_id):
+            return
+        if node.node.try_find_child("Ipv6AllEgress") is None:
+            # aws-cdk-lib refuses an all-traffic rule through add_egress_rule, so the rule is its own resource.
+            ec2.CfnSecurityGroupEgress(node, "Ipv6AllEgress", group_id=node.security_group_id, ip_protocol="-1",
+                                       cidr_ipv6="::/0", description="IPv6 egress like IPv4 (eksnet EksVpc)")
+
+
+class EksVpc(Construct):
+    """A dual-stack VPC laid out for EKS: public and private subnets per zone, optional Multus subnets.
+
+    Keyword arguments (defaults in brackets):
+
+    - ``ipv4_cidr`` [192.168.0.0/16, eksctl's]: the VPC's IPv4 block (EKS requires one even for IPv6
+      clusters). An Amazon-provided IPv6 /56 is always added; every subnet gets a /64.
+    - ``az_count`` [the stack's zones, ``Stack.availability_zones``]: 2..6 zones, taken in order.
+    - ``subnet_prefix_length`` [VPC prefix + 3, i.e. /19 in a /16]: size of each public and private
+      subnet; they are allocated from the start of ``ipv4_cidr`` (public zone 1..n, then private), so
+      the default leaves the top quarter of a /16 free for Multus with three zones.
+    - ``nat_gateways`` [PER_AZ]: see ``NatGateways``.
+    - ``pod_ipv4_egress`` [NODE_SNAT]: see ``PodIpv4Egress``; the cluster construct reads
+      ``EksVpc.pod_ipv4_egress`` to set the VPC CNI's ``ENABLE_V4_EGRESS``.
+    - ``ipv6_only_private_subnets`` [False]: private subnets become IPv6-only (``Ipv6Native``, hostname
+      type resource-name); requires NAT64. Public subnets stay dual-stack (NAT gateways need IPv4).
+    - ``cluster_names`` [()]: EKS clusters that share the VPC; tags ``kubernetes.io/cluster/<name>``.
+    - ``multus`` [None]: a ``MultusNetwork`` adds Multus subnets, security group and pod ranges.
+    - ``flow_logs`` [True]: VPC flow logs (all traffic) to a CloudWatch Logs group.
+    - ``ipv6_egress_parity`` [True]: every ``ec2.SecurityGroup`` of this VPC in the same stack that allows
+      all IPv4 egress also gets all IPv6 egress (an aspect; see ``_Ipv6EgressParity``).
+
+    Attributes: ``vpc`` (the ``ec2.Vpc``), ``pod_ipv4_egress``, ``dns64``, ``public_subnets``,
+    ``private_subnets``, ``nat_gateway_ids`` (zone -> NAT gateway id), ``egress_only_internet_gateway_id``,
+    ``multus_subnets`` (zone -> subnets by device index 1..n), ``multus_security_group``,
+    ``multus_pod_ranges`` (keyed by ``(zone, device_index)``), ``flow_log``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        ipv4_cidr: str = "192.168.0.0/16",
+        az_count: int | None = None,
+        subnet_prefix_length: int | None = None,
+        nat_gateways: NatGateways = NatGateways.PER_AZ,
+        pod_ipv4_egress: PodIpv4Egress = PodIpv4Egress.NODE_SNAT,
+        ipv6_only_private_subnets: bool = False,
+        cluster_names: Sequence[str] = (),
+        multus: MultusNetwork | None = None,
+        flow_logs: bool = True,
+        ipv6_egress_parity: bool = True,
+    ) -> None:
+        super().__init__(scope, id)
+        stack = cdk.Stack.of(self)
+        zones = list(stack.availability_zones)
+        if cdk.Token.is_unresolved(zones) or any(cdk.Token.is_unresolved(z) for z in zones):
+            raise ValueError("EksVpc needs a stack with an explicit environment and known zones "
+                             "(eksnet.environment.EksnetStack) to lay out subnets at synth time")
+
+        # --- validation first: nothing is created for bad input ------------------------------------
+        az_count = len(zones) if az_count is None else az_count
+        if not _MIN_AZS <= az_count <= min(_MAX_AZS, len(zones)):
+            raise ValueError(f"az_count must be between {_MIN_AZS} (EKS needs subnets in two zones) and "
+                             f"{min(_MAX_AZS, len(zones))} (the zones this stack knows: {zones}), got {az_count}")
+        vpc_net = _ipv4_network("ipv4_cidr", ipv4_cidr)
+        if not 16 <= vpc_net.prefixlen <= 24:
+            raise ValueError(f"ipv4_cidr must be between /16 and /24 (VPC limits, with room for subnets), "
+                             f"got {ipv4_cidr}")
+        prefix = subnet_prefix_length if subnet_prefix_length is not None else vpc_net.prefixlen + 3
+        if not vpc_net.prefixlen < prefix <= 28:
+            raise ValueError(f"subnet_prefix_length must be longer than the VPC's /{vpc_net.prefixlen} and at most "
+                             f"/28, got /{prefix}")
+        node_cidrs = list(vpc_net.subnets(new_prefix=prefix))
+        if len(node_cidrs) < 2 * az_count:
+            raise ValueError(f"ipv4_cidr {vpc_net} holds {len(node_cidrs)} /{prefix} subnets but {az_count} zones need "
+                             f"{2 * az_count} (public and private); use a larger ipv4_cidr or subnet_prefix_length")
+        node_cidrs = node_cidrs[: 2 * az_count]
+        if pod_ipv4_egress is PodIpv4Egress.NAT64 and nat_gateways is NatGateways.NONE:
+            raise ValueError("pod_ipv4_egress=NAT64 routes 64:ff9b::/96 to a NAT gateway, but nat_gateways=NONE "
+                             "creates none; use NatGateways.PER_AZ or SHARED, or PodIpv4Egress.NODE_SNAT")
+        if ipv6_only_private_subnets and pod_ipv4_egress is not PodIpv4Egress.NAT64:
+            raise ValueError("ipv6_only_private_subnets=True needs DNS64 and NAT64 to reach IPv4 (nodes there have no "
+                             "IPv4 to SNAT to): set pod_ipv4_egress=PodIpv4Egress.NAT64")
+        for name in cluster_names:
+            if not _EKS_NAME_RE.match(name):
+                raise ValueError(f"cluster_names: {name!r} is not a valid EKS cluster name (letters, digits, '-' "
+                                 f"and '_', starting with a letter or digit, at most 100 characters)")
+        multus_cidrs: list[ipaddress.IPv4Network] = []
+        if multus is not None:
+            multus_cidrs = multus.subnet_cidrs(az_count)
+            if not multus.supernet.subnet_of(vpc_net):
+                raise ValueError(f"MultusNetwork.ipv4_supernet {multus.supernet} is not inside the VPC's ipv4_cidr "
+                                 f"{vpc_net}; Multus subnets are VPC subnets")
+            clash = [str(c) for c in node_cidrs if c.overlaps(multus.supernet)]
+            if clash:
+                raise ValueError(f"MultusNetwork.ipv4_supernet {multus.supernet} overlaps the public/private subnets "
+                                 f"{clash}; pick a free range of {vpc_net} (node subnets use "
+                                 f"{node_cidrs[0].network_address}-{node_cidrs[-1].broadcast_address})")
+            for c in multus_cidrs:
+                multus.pod_range(c)  # validates the pod range size against each subnet
+
+        # --- the aws-cdk-lib VPC -------------------------------------------------------------------
+        self.pod_ipv4_egress = pod_ipv4_egress
+        self.dns64 = pod_ipv4_egress is PodIpv4Egress.NAT64
+        self.azs: list[str] = zones[:az_count]
+        nat_count = {NatGateways.PER_AZ: az_count, NatGateways.SHARED: 1, NatGateways.NONE: 0}[nat_gateways]
+        nat_provider = ec2.NatProvider.gateway()
+        self.vpc = ec2.Vpc(
+            self, "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(str(vpc_net)),
+            ip_protocol=ec2.IpProtocol.DUAL_STACK,
+            availability_zones=self.azs,
+            nat_gateways=nat_count,
+            nat_gateway_provider=nat_provider,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=prefix),
+                ec2.SubnetConfiguration(name="Private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
+                                        cidr_mask=prefix),
+            ],
+            restrict_default_security_group=True,
+        )
+        self.public_subnets: list[ec2.ISubnet] = list(self.vpc.public_subnets)
+        self.private_subnets: list[ec2.ISubnet] = list(self.vpc.private_subnets)
+        made = [s.ipv4_cidr_block for s in self.public_subnets + self.private_subnets]
+        if made != [str(c) for c in node_cidrs]:  # our overlap checks assumed aws-cdk-lib's sequential layout
+            raise AssertionError(f"aws-cdk-lib laid out subnets {made}, expected {[str(c) for c in node_cidrs]}")
+        self.nat_gateway_ids: dict[str, str] = {}
+        gateways = {g.az: g.gateway_id for g in nat_provider.configured_gateways}
+        for az in self.azs:
+            if gateways:
+                self.nat_gateway_ids[az] = gateways.get(az) or next(iter(gateways.values()))
+        self.egress_only_internet_gateway_id: str = next(
+            c for c in self.vpc.node.children if isinstance(c, ec2.CfnEgressOnlyInternetGateway)
+        ).ref
+        self._ipv6_cidr_block = next(c for c in self.vpc.node.children if isinstance(c, ec2.CfnVPCCidrBlock))
+
+        # --- pod IPv4 egress: DNS64 + NAT64, IPv6-only subnets ---------------------------------------
+        for subnet in self.private_subnets:
+            cfn = _cfn_subnet(subnet)
+            if ipv6_only_private_subnets:
+                # An IPv6-native subnet has no IPv4 block; its instances must be named by resource id.
+                cfn.add_property_deletion_override("CidrBlock")
+                cfn.add_property_deletion_override("MapPublicIpOnLaunch")
+                cfn.ipv6_native = True
+                # typed as Any by aws-cdk-lib, so written with CloudFormation's own keys
+                cfn.private_dns_name_options_on_launch = {
+                    "HostnameType": "resource-name", "EnableResourceNameDnsAAAARecord": True,
+                    "EnableResourceNameDnsARecord": False}
+            if self.dns64:
+                cfn.enable_dns64 = True
+                subnet.add_ipv6_nat64_route(self.nat_gateway_ids[subnet.availability_zone])
+
+        # --- EKS tags ------------------------------------------------------------------------------
+        for subnet in self.public_subnets:
+            cdk.Tags.of(subnet).add("kubernetes.io/role/elb", "1")
+        for subnet in self.private_subnets:
+            cdk.Tags.of(subnet).add("kubernetes.io/role/internal-elb", "1")
+        for name in cluster_names:
+            for subnet in self.public_subnets + self.private_subnets:
+                cdk.Tags.of(subnet).add(f"kubernetes.io/cluster/{name}", "shared")
+
+        # --- Multus ------------------------------------------------------------------------------
+        self.multus = multus
+        self.multus_subnets: dict[str, list[ec2.ISubnet]] = {}
+        self.multus_security_group: ec2.ISecurityGroup | None = None
+        self.multus_pod_ranges: dict[tuple[str, int], MultusPodRange] = {}
+        if multus is not None:
+            self._add_multus(multus, multus_cidrs)
+
+        # --- flow logs -----------------------------------------------------------------------------
+        self.flow_log: ec2.FlowLog | None = self.vpc.add_flow_log("FlowLog") if flow_logs else None
+
+        if ipv6_egress_parity:
+            cdk.Aspects.of(stack).add(_Ipv6EgressParity(self.vpc))
+        self.node.add_validation(_Dns64RouteCheck(self))
+
+    @property
+    def vpc_id(self) -> str:
+        return self.vpc.vpc_id
+
+    def _add_multus(self, multus: MultusNetwork, cidrs: list[ipaddress.IPv4Network]) -> None:
+        """Multus subnets (own route tables: IPv4 via the zone's NAT, IPv6 via the EIGW), SG, reservations."""
+        scope = Construct(self, "Multus")
+        vpc_ipv6 = cdk.Fn.select(0, self.vpc.vpc_ipv6_cidr_blocks)
+        first_free_ipv6 = 2 * len(self.azs)  # aws-cdk-lib numbers the node subnets' /64s 0..2n-1
+        for z, az in enumerate(self.azs):
+            self.multus_subnets[az] = []
+            for d in range(1, multus.interfaces_per_node + 1):
+                block = z * multus.interfaces_per_node + (d - 1)
+                cidr = cidrs[block]
+                subnet = ec2.PrivateSubnet(
+                    scope, f"Az{z + 1}Device{d}",
+                    availability_zone=az, vpc_id=self.vpc.vpc_id, cidr_block=str(cidr),
+                    map_public_ip_on_launch=False,
+                    assign_ipv6_address_on_creation=multus.ipv6 or None,
+                    ipv6_cidr_block=cdk.Fn.select(first_free_ipv6 + block,
+                                                  cdk.Fn.cidr(vpc_ipv6, _IPV6_SUBNET_BLOCKS, "64"))
+                    if multus.ipv6 else None,
+                )
+                subnet.node.add_dependency(self._ipv6_cidr_block)
+                if self.nat_gateway_ids:
+                    subnet.add_default_nat_route(self.nat_gateway_ids[az])
+                if multus.ipv6:
+                    subnet.add_ipv6_default_egress_only_internet_route(self.egress_only_internet_gateway_id)
+                cdk.Tags.of(subnet).add("multus", "true")
+                cdk.Tags.of(subnet).add("Zone", az)
+                self.multus_subnets[az].append(subnet)
+
+                pod_v4 = multus.pod_range(cidr)
+                reservation = ec2.CfnSubnetCidrReservation(
+                    subnet, "PodRange", subnet_id=subnet.subnet_id, cidr=str(pod_v4),
+                    reservation_type=multus.reservation_type.value,
+                    description=f"Multus pod IPv4 addresses, device index {d}",
+                )
+                _acknowledge_reservation_type(reservation)
+                pod_v6 = None
+                if multus.ipv6:
+                    subnet_v6 = cdk.Fn.select(0, _cfn_subnet(subnet).attr_ipv6_cidr_blocks)
+                    pod_v6 = cdk.Fn.select(1, cdk.Fn.cidr(subnet_v6, 2, _IPV6_POD_RANGE_BITS))
+                    reservation6 = ec2.CfnSubnetCidrReservation(
+                        subnet, "PodRange6", subnet_id=subnet.subnet_id, cidr=pod_v6,
+                        reservation_type=multus.reservation_type.value,
+                        description=f"Multus pod IPv6 addresses, device index {d}",
+                    )
+                    _acknowledge_reservation_type(reservation6)
+                self.multus_pod_ranges[(az, d)] = MultusPodRange(
+                    az=az, device_index=d, subnet=subnet, ipv4=pod_v4, ipv6=pod_v6,
+                    reservation_type=multus.reservation_type)
+
+        sg = ec2.SecurityGroup(
+            scope, "SecurityGroup", vpc=self.vpc,
+            description="Multus ENIs: traffic between Multus interfaces, all egress (IPv4 and IPv6)",
+            allow_all_outbound=True, allow_all_ipv6_outbound=True,
+        )
+        sg.add_ingress_rule(sg, ec2.Port.all_traffic(), "Multus interfaces talk to each other")
+        cdk.Tags.of(sg).add("multus", "true")
+        self.multus_security_group = sg
+
+
+def _acknowledge_reservation_type(reservation: ec2.CfnSubnetCidrReservation) -> None:
+    # aws-cdk-lib's bundled template validator has a stale per-region type list (F3006 warning);
+    # the cfn-lint gate (1.58) knows the type in every region we deploy to.
+    nag.acknowledge(reservation, "CloudFormation-Validate::F3006",
+                    "AWS::EC2::SubnetCidrReservation exists in every commercial region since 2021; aws-cdk-lib's "
+                    "bundled region type list is stale, cfn-lint's current one accepts it")
+
+
+def _ipv4_network(prop: str, value: str) -> ipaddress.IPv4Network:
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError as e:
+        raise ValueError(f"{prop} {value!r} is not an IPv4 network address such as 192.168.0.0/16: {e}") from e
+    if net.version != 4:
+        raise ValueError(f"{prop} must be an IPv4 CIDR such as 192.168.0.0/16 (IPv6 comes from Amazon), got {value!r}")
+    return net
+
+
+def _cfn_subnet(subnet: ec2.ISubnet) -> ec2.CfnSubnet:
+    child = subnet.node.default_child
+    if not isinstance(child, ec2.CfnSubnet):
+        raise TypeError(f"{subnet.node.path} has no CfnSubnet default child")
+    return child

@@ -1,0 +1,105 @@
+"""Seed 003, "Installing and using Calico network policies": Calico on an IPv4 cluster, and the seed's test.
+
+The seed's steps on its IPv4 cluster (``myipv4cluster`` of ``apps.clusters``: vpc-cni, coredns
+and kube-proxy add-ons, OIDC, one t3.medium managed node group ``ipv4mng``), in a stack of their
+own (``EksnetCalico``, using the cluster's kubectl provider across stacks): Calico through the
+Tigera operator with ``cni.type: AmazonVPC``, the namespaces deploy1 and deploy2 with a busybox
+deployment each, and the deny-all egress policy in deploy2. The policy is applied after Calico
+reports ready, so it is enforced from the moment it exists.
+
+``add_calico_scenario`` adds the Calico part to any Calico-ready ``EksCluster``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_eks_v2 as eks
+from eksnet import policy
+from eksnet.calico import Calico, PolicyEngine, vpc_cni_for
+from eksnet.cluster import EksCluster
+from eksnet.environment import DeployEnv, EksnetStack
+
+from apps import clusters
+from constructs import Construct
+
+# apps.clusters' IPv4 stack (myipv4cluster), which the seed installs Calico on.
+IPV4_CLUSTER_STACK = "EksnetIpv4Cluster"
+NAMESPACES = ("deploy1", "deploy2")
+
+
+def namespace(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def busybox_deployment(name: str) -> dict[str, Any]:
+    """The seed's deployment: one busybox that sleeps, in the namespace of the same name."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{
+                    "name": "busybox",
+                    "image": "busybox",
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["sh", "-c", "echo Running ; sleep 3600"],
+                }]},
+            },
+        },
+    }
+
+
+def deny_all_policy() -> policy.NetworkPolicy:
+    """The seed's deny-all.yaml: every pod of deploy2 isolated for egress, with no allow.
+
+    The seed names it default-deny-ingress although it denies egress; here the name says what it does.
+    """
+    return policy.default_deny_egress("deploy2")
+
+
+def workload_manifests() -> list[dict[str, Any]]:
+    """simple-deployments.yaml: the two namespaces, then the two deployments."""
+    return [*(namespace(n) for n in NAMESPACES), *(busybox_deployment(n) for n in NAMESPACES)]
+
+
+def add_calico_scenario(scope: Construct, cluster: EksCluster) -> Calico:
+    calico = Calico(scope, "Calico", cluster=cluster)
+    workloads = eks.KubernetesManifest(scope, "SimpleDeployments", cluster=cluster.cluster,
+                                       manifest=workload_manifests())
+    deny_all = eks.KubernetesManifest(scope, "DenyAll", cluster=cluster.cluster,
+                                      manifest=[deny_all_policy().to_manifest()])
+    deny_all.node.add_dependency(workloads, calico.ready)
+    return calico
+
+
+def add_stacks(app: cdk.App, deploy_env: DeployEnv) -> list[cdk.Stack]:
+    """The scenario's stack, on the IPv4 cluster of ``apps.clusters`` (made here if that scenario is absent)."""
+    base = app.node.try_find_child(IPV4_CLUSTER_STACK)
+    made: list[cdk.Stack] = []
+    if base is None:
+        base = clusters.ClusterStack(
+            app, IPV4_CLUSTER_STACK, deploy_env=deploy_env, cluster_name=clusters.IPV4_CLUSTER_NAME,
+            ip_family=eks.IpFamily.IP_V4, nodegroup="ipv4mng", vpc_cni=vpc_cni_for(PolicyEngine.CALICO),
+            description="eksnet: myipv4cluster, an IPv4 EKS cluster, the base for Calico (seed 003, network policies)",
+        )
+        made.append(base)
+    if not isinstance(base, clusters.ClusterStack):
+        raise TypeError(f"{IPV4_CLUSTER_STACK} is not an apps.clusters.ClusterStack; the Calico scenario builds on it")
+    stack = EksnetStack(app, "EksnetCalico", deploy_env=deploy_env,
+                        description="eksnet: Calico network policy on myipv4cluster "
+                                    "(seed 003, Installing and using Calico network policies)")
+    # Strong references (CloudFormation exports) are what this stack needs: the cluster stack may not
+    # drop its kubectl provider while Calico and the seed's workloads still use it.
+    cdk.Annotations.of(stack).acknowledge_warning(
+        "@aws-cdk/core:crossStackReferencesDefaultStrong",
+        "EksnetCalico imports the IPv4 cluster's kubectl provider; strong references protect it from removal",
+    )
+    add_calico_scenario(stack, base.eks_cluster)
+    return [*made, stack]

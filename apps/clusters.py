@@ -1,0 +1,80 @@
+"""Seed 003's two clusters as stacks: ``myipv6cluster`` (IPv6) and ``myipv4cluster`` (IPv4, the base for Calico).
+
+Each reproduces the seed's eksctl ``ClusterConfig``: eu-central-1 (the default app's region),
+the vpc-cni, coredns and kube-proxy add-ons, an OIDC provider (``iam.withOIDC``) and one managed
+node group of t3.medium, in a VPC of its own as eksctl makes it (192.168.0.0/16, three public and
+three private dual-stack subnets). The Kubernetes version is today's (the seed's 1.21 and 1.19
+are long out of support). Differences from eksctl's defaults, on purpose: a private API endpoint
+and all control-plane logs (the gates' EKS rules), IMDSv2 on nodes, and the VPC CNI's IAM on its
+own role (IRSA) instead of the node role.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_eks_v2 as eks
+from eksnet.cluster import EksCluster, NodeGroupSpec
+from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.vpc import EksVpc, PodIpv4Egress
+from eksnet.vpc_cni import VpcCniConfig
+
+IPV4_CLUSTER_NAME = "myipv4cluster"
+
+
+class ClusterStack(EksnetStack):
+    """A VPC and one ``EksCluster``; ``eks_vpc`` and ``eks_cluster`` are what other scenarios build on."""
+
+    def __init__(
+        self,
+        scope: cdk.App,
+        id: str,
+        *,
+        deploy_env: DeployEnv,
+        cluster_name: str,
+        ip_family: eks.IpFamily,
+        nodegroup: str,
+        vpc_cni: VpcCniConfig,
+        description: str,
+    ) -> None:
+        super().__init__(scope, id, deploy_env=deploy_env, description=description)
+        self.eks_vpc = EksVpc(
+            self,
+            "EksVpc",
+            ipv4_cidr="192.168.0.0/16",
+            pod_ipv4_egress=PodIpv4Egress.NODE_SNAT,
+            cluster_names=[cluster_name],
+        )
+        self.eks_cluster = EksCluster(
+            self,
+            "EksCluster",
+            vpc=self.eks_vpc,
+            cluster_name=cluster_name,
+            ip_family=ip_family,
+            vpc_cni=vpc_cni,
+            nodegroups=[NodeGroupSpec(nodegroup, instance_types=("t3.medium",))],
+        )
+
+
+def add_stacks(app: cdk.App, deploy_env: DeployEnv) -> list[cdk.Stack]:
+    ipv6 = ClusterStack(
+        app,
+        "EksnetIpv6Cluster",
+        deploy_env=deploy_env,
+        cluster_name=deploy_env.cluster_name,
+        ip_family=eks.IpFamily.IP_V6,
+        nodegroup="ipv6mng",
+        vpc_cni=VpcCniConfig(),
+        description="eksnet: myipv6cluster, an IPv6 EKS cluster with managed add-ons (seed 003, Using IPv6)",
+    )
+    ipv4 = ClusterStack(
+        app,
+        "EksnetIpv4Cluster",
+        deploy_env=deploy_env,
+        cluster_name=IPV4_CLUSTER_NAME,
+        ip_family=eks.IpFamily.IP_V4,
+        nodegroup="ipv4mng",
+        # Calico's kube-controllers read the pod IP annotation (seed 003, Calico network policies).
+        vpc_cni=VpcCniConfig(annotate_pod_ip=True),
+        description="eksnet: myipv4cluster, an IPv4 EKS cluster, the base for Calico (seed 003, network policies)",
+    )
+    return [ipv6, ipv4]

@@ -1,0 +1,637 @@
+"""EKS clusters (IPv6 or IPv4) on aws-cdk-lib's ``aws_eks_v2``, with the VPC CNI wired end to end.
+
+``EksCluster`` is what the seeds' ``eksctl create cluster -f myipv6cluster.yaml`` makes, as a
+construct: a native ``AWS::EKS::Cluster`` in the chosen IP family, an OIDC provider, the
+``vpc-cni``, ``coredns`` and ``kube-proxy`` add-ons (managed, created before any node), the VPC
+CNI's IAM, and managed node groups whose launch templates enforce IMDSv2 and set kubelet's
+``maxPods`` to what the CNI mode can address on the instance type.
+
+Example::
+
+    cluster = EksCluster(stack, "Cluster", vpc=vpc, cluster_name="myipv6cluster",
+                         ip_family=eks.IpFamily.IP_V6,
+                         nodegroups=[NodeGroupSpec("ipv6mng", instance_types=("t3.medium",))])
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
+
+from constructs import Construct
+from eksnet import max_pods as _max_pods
+from eksnet import nag
+from eksnet.vpc import PodIpv4Egress
+from eksnet.vpc_cni import VpcCniConfig, security_group_policy
+
+ALL_LOG_TYPES: tuple[eks.ClusterLoggingTypes, ...] = (
+    eks.ClusterLoggingTypes.API,
+    eks.ClusterLoggingTypes.AUDIT,
+    eks.ClusterLoggingTypes.AUTHENTICATOR,
+    eks.ClusterLoggingTypes.CONTROLLER_MANAGER,
+    eks.ClusterLoggingTypes.SCHEDULER,
+)
+
+# The VPC CNI's IAM in IPv6 mode: AWS has no managed policy for it. Today's upstream action list
+# (amazon-vpc-cni-k8s docs/iam-policy.md); the older five-action policy leaves nodes NotReady with
+# VPC CNI 1.22.1 and later.
+IPV6_CNI_ACTIONS: tuple[str, ...] = (
+    "ec2:AssignIpv6Addresses",
+    "ec2:DescribeInstances",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeTags",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeInstanceTypes",
+    "ec2:ModifyNetworkInterfaceAttribute",
+)
+
+CNI_SERVICE_ACCOUNT = "aws-node"
+CNI_NAMESPACE = "kube-system"
+_AL2023_PREFIX = "AL2023_"
+_CLUSTER_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
+
+
+class CniIdentity(enum.Enum):
+    """How the VPC CNI's ``aws-node`` service account gets its IAM role.
+
+    IRSA: the cluster's OIDC provider and the add-on's ``ServiceAccountRoleArn`` (no extra agent,
+    works from the first node). POD_IDENTITY: an EKS Pod Identity association on the add-on, which
+    also installs the ``eks-pod-identity-agent`` add-on.
+    """
+
+    IRSA = "irsa"
+    POD_IDENTITY = "pod-identity"
+
+
+@dataclass(frozen=True)
+class NodeGroupSpec:
+    """One managed node group.
+
+    ``max_pods`` None means computed from the instance types and the VPC CNI mode (the smallest
+    over ``instance_types``); a number overrides it. ``ami_type`` must be an AL2023 type: the
+    launch template's user data is a nodeadm ``NodeConfig`` (kubelet ``maxPods``) followed by a
+    shell part that other constructs extend through ``EksCluster.node_user_data[name]``.
+    """
+
+    name: str
+    instance_types: tuple[str, ...] = ("t3.medium",)
+    min_size: int = 1
+    desired_size: int = 2
+    max_size: int = 3
+    ami_type: eks.NodegroupAmiType = eks.NodegroupAmiType.AL2023_X86_64_STANDARD
+    labels: Mapping[str, str] = field(default_factory=dict)
+    max_pods: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "instance_types", tuple(self.instance_types))
+        object.__setattr__(self, "labels", dict(self.labels))
+        if not self.name or len(self.name) > 63:
+            raise ValueError(f"NodeGroupSpec.name must be 1-63 characters, got {self.name!r}")
+        if not self.instance_types:
+            raise ValueError(f"node group {self.name}: give at least one instance type")
+        if not 0 <= self.min_size <= self.desired_size <= self.max_size or self.max_size < 1:
+            raise ValueError(
+                f"node group {self.name}: sizes must satisfy 0 <= min_size <= desired_size <= max_size, max_size >= 1, "
+                f"got min={self.min_size} desired={self.desired_size} max={self.max_size}"
+            )
+        if not self.ami_type.value.startswith(_AL2023_PREFIX):
+            raise ValueError(
+                f"node group {self.name}: ami_type {self.ami_type.name} is not an AL2023 type; eksnet writes kubelet "
+                "settings as a nodeadm NodeConfig, so choose e.g. NodegroupAmiType.AL2023_X86_64_STANDARD"
+            )
+        if self.max_pods is not None and not 1 <= self.max_pods <= 737:
+            raise ValueError(f"node group {self.name}: max_pods must be between 1 and 737, got {self.max_pods}")
+
+
+def _ack_finding(construct: Construct, rule: str, findings: Sequence[str], reason: str) -> None:
+    """Acknowledge cdk-nag ``rule`` for exactly these findings (``Rule[finding]``) on ``construct``."""
+    for finding in findings:
+        nag.acknowledge(construct, f"AwsSolutions::{rule}[{finding}]", reason)
+
+
+def _ack_managed(construct: Construct, policies: Sequence[str], reason: str) -> None:
+    """Acknowledge AwsSolutions-IAM4 for these AWS managed policies only."""
+    _ack_finding(
+        construct, "AwsSolutions-IAM4", [f"Policy::arn:<AWS::Partition>:iam::aws:policy/{p}" for p in policies], reason
+    )
+
+
+def _is_dual_stack(vpc: ec2.IVpc, declared: bool | None) -> bool:
+    """Whether ``vpc`` has an IPv6 block: read from a VPC built in this app, else as ``declared``.
+
+    ``vpc_ipv6_cidr_blocks`` cannot tell (it is a token list even on an IPv4-only VPC), so look for
+    the ``AWS::EC2::VPCCidrBlock`` that adds IPv6; an imported VPC has to say so itself.
+    """
+    if declared is not None:
+        return declared
+    if isinstance(vpc, ec2.Vpc):
+        return any(
+            isinstance(c, ec2.CfnVPCCidrBlock)
+            and (c.amazon_provided_ipv6_cidr_block or c.ipv6_ipam_pool_id or c.ipv6_cidr_block)
+            for c in vpc.node.find_all()
+        )
+    return False
+
+
+def _has_ipv6_only_private_subnets(vpc: ec2.IVpc) -> bool:
+    try:
+        subnets = vpc.private_subnets
+    except Exception:  # an imported VPC without private subnets
+        return False
+    return any(isinstance(s.node.default_child, ec2.CfnSubnet) and s.node.default_child.ipv6_native for s in subnets)
+
+
+def _all_nitro(instance_types: Sequence[str]) -> bool:
+    try:
+        return all(_max_pods.limits(t).supports_prefix_delegation for t in instance_types)
+    except _max_pods.UnknownInstanceType:
+        return False
+
+
+class EksCluster(Construct):
+    """An EKS cluster with managed add-ons, the VPC CNI's IAM and typed VPC CNI modes.
+
+    Props (keyword-only; defaults in brackets):
+
+    * ``vpc``: an ``ec2.IVpc``, or an object with ``.vpc`` and ``.pod_ipv4_egress`` (``EksVpc``),
+      whose choice of pod IPv4 egress is then used.
+    * ``cluster_name``: the EKS name. ``version`` [``KubernetesVersion.V1_35``].
+    * ``ip_family`` [``IpFamily.IP_V4``]; IPv6 needs a dual-stack VPC.
+    * ``pod_ipv4_egress`` [``PodIpv4Egress.NODE_SNAT``]: rendered as ``ENABLE_V4_EGRESS`` on IPv6.
+    * ``vpc_cni`` [``VpcCniConfig()``]: the CNI mode (see ``eksnet.vpc_cni``).
+    * ``nodegroups`` [one ``NodeGroupSpec("ng")``]: managed node groups in the private subnets.
+    * ``cni_identity`` [``CniIdentity.IRSA``].
+    * ``endpoint_access`` [``EndpointAccess.PRIVATE``]: a public endpoint is a gate finding
+      (``eksnet.eks_checks``) to acknowledge with a reason.
+    * ``cluster_logging`` [all five control-plane log types].
+    * ``addon_versions`` [{}]: add-on name -> version; absent means EKS's default for the version.
+    * ``admin_principal_arns`` [()]: IAM principals given an access entry with cluster admin.
+    * ``dual_stack`` [read from an ``ec2.Vpc`` built in the app; False for an imported VPC]: whether
+      the VPC has IPv6, which turns on IPv6 egress on the node and control-plane groups and IPv6
+      instance metadata.
+
+    Attributes: ``cluster`` (the ``aws_eks_v2.Cluster``, with a kubectl provider so
+    ``KubernetesManifest``/``HelmChart`` work), ``vpc_cni`` (the ``VpcCniConfig``), ``ip_family``,
+    ``pod_ipv4_egress``, ``oidc_provider`` (native, always made), ``addons`` (name -> ``Addon``),
+    ``cni_role``, ``node_role``, ``cluster_role``, ``control_plane_security_group``,
+    ``node_security_group`` (IPv6 egress when the VPC is dual-stack), ``nodegroups`` (name ->
+    ``Nodegroup``), ``launch_templates`` (name -> ``ec2.LaunchTemplate``), ``max_pods`` (name -> int).
+
+    Node user data: ``node_user_data[name]`` is an ``ec2.UserData`` (shell) that runs on every node
+    of the group after nodeadm's configuration; add commands to it before synth (Multus uses it to
+    install its CNI binaries). Nodes are created after the three add-ons.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        vpc: ec2.IVpc | object,
+        cluster_name: str,
+        version: eks.KubernetesVersion = eks.KubernetesVersion.V1_35,
+        ip_family: eks.IpFamily = eks.IpFamily.IP_V4,
+        pod_ipv4_egress: PodIpv4Egress | None = None,
+        vpc_cni: VpcCniConfig | None = None,
+        nodegroups: Sequence[NodeGroupSpec] | None = None,
+        cni_identity: CniIdentity = CniIdentity.IRSA,
+        endpoint_access: eks.EndpointAccess = eks.EndpointAccess.PRIVATE,
+        cluster_logging: Sequence[eks.ClusterLoggingTypes] = ALL_LOG_TYPES,
+        addon_versions: Mapping[str, str] | None = None,
+        admin_principal_arns: Sequence[str] = (),
+        dual_stack: bool | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        # --- inputs, validated before anything is made ---------------------------------------
+        vpc_egress = getattr(vpc, "pod_ipv4_egress", None)
+        if hasattr(vpc, "vpc") and not isinstance(vpc, ec2.Vpc):
+            vpc = vpc.vpc  # an EksVpc
+        if vpc_egress is not None and pod_ipv4_egress is not None and vpc_egress is not pod_ipv4_egress:
+            raise ValueError(
+                f"pod_ipv4_egress={pod_ipv4_egress.name} contradicts the VPC's {vpc_egress.name}: "
+                "the VPC's routes and the CNI's ENABLE_V4_EGRESS must agree; drop the prop or change the VPC"
+            )
+        self.pod_ipv4_egress: PodIpv4Egress = pod_ipv4_egress or vpc_egress or PodIpv4Egress.NODE_SNAT
+        self.ip_family = ip_family
+        self.ipv6 = ip_family == eks.IpFamily.IP_V6
+        self.vpc_cni = vpc_cni or VpcCniConfig()
+        self.vpc_cni.validate(ipv6=self.ipv6)
+        self.dual_stack = _is_dual_stack(vpc, dual_stack)
+        if self.ipv6 and not self.dual_stack:
+            raise ValueError(
+                "an IPv6 cluster needs a dual-stack VPC (an IPv6 CIDR on the VPC and its subnets): "
+                "use eksnet.vpc.EksVpc or ec2.Vpc(ip_protocol=IpProtocol.DUAL_STACK)"
+            )
+        if not self.ipv6 and _has_ipv6_only_private_subnets(vpc):
+            raise ValueError(
+                "the VPC's private subnets are IPv6-only, where nodes of an IPv4 cluster get no IPv4 address: "
+                "use ip_family=IpFamily.IP_V6, or a VPC with dual-stack private subnets"
+            )
+        specs = list(nodegroups) if nodegroups is not None else [NodeGroupSpec("ng")]
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"node group names must be unique, got {names}")
+        self.max_pods: dict[str, int] = {s.name: self._node_max_pods(s) for s in specs}
+        if not _CLUSTER_NAME_RE.match(cluster_name or ""):
+            raise ValueError(
+                f"cluster_name must be 1-100 characters, letters, digits, '-' and '_', starting with a "
+                f"letter or digit, got {cluster_name!r}"
+            )
+        logging = list(cluster_logging)
+        versions = dict(addon_versions or {})
+        installed = {"vpc-cni", "kube-proxy", "coredns"} | (
+            {"eks-pod-identity-agent"} if cni_identity is CniIdentity.POD_IDENTITY else set()
+        )
+        if set(versions) - installed:
+            raise ValueError(
+                f"addon_versions names add-ons this cluster does not install: "
+                f"{sorted(set(versions) - installed)} (it installs {sorted(installed)})"
+            )
+        self._check_custom_networking_zones(vpc)
+
+        stack = cdk.Stack.of(self)
+        # --- control plane -----------------------------------------------------------------------
+        self.control_plane_security_group = ec2.SecurityGroup(
+            self,
+            "ControlPlaneSecurityGroup",
+            vpc=vpc,
+            description=f"EKS control plane of {cluster_name} (additional security group)",
+            allow_all_outbound=True,
+            allow_all_ipv6_outbound=self.dual_stack,
+        )
+        self.cluster_role = iam.Role(
+            self,
+            "ClusterRole",
+            assumed_by=iam.ServicePrincipal("eks.amazonaws.com"),
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("AmazonEKSClusterPolicy")],
+        )
+        if self.vpc_cni.pod_security_groups is not None:
+            # Creates the trunk and branch ENIs that security groups for pods need.
+            self.cluster_role.add_managed_policy(
+                iam.ManagedPolicy.from_aws_managed_policy_name("AmazonEKSVPCResourceController")
+            )
+        _ack_managed(
+            self.cluster_role,
+            ["AmazonEKSClusterPolicy", "AmazonEKSVPCResourceController"],
+            "EKS service role: AmazonEKSClusterPolicy (and the VPC resource controller policy for "
+            "security groups per pod) are the AWS-maintained policies EKS documents for it",
+        )
+        self.cluster = eks.Cluster(
+            self,
+            "Cluster",
+            cluster_name=cluster_name,
+            version=version,
+            vpc=vpc,
+            ip_family=ip_family,
+            role=self.cluster_role,
+            security_group=self.control_plane_security_group,
+            endpoint_access=endpoint_access,
+            cluster_logging=logging,
+            default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
+            default_capacity=0,
+            bootstrap_self_managed_addons=False,
+            kubectl_provider_options=eks.KubectlProviderOptions(kubectl_layer=KubectlV35Layer(self, "KubectlLayer")),
+        )
+        self._acknowledge_kubectl_provider()
+        # The seed's `iam.withOIDC`: a native AWS::IAM::OIDCProvider for IRSA (the CNI's, and any workload's),
+        # not Cluster.open_id_connect_provider, which is a custom resource with its own Lambda.
+        self.oidc_provider = eks.OidcProviderNative(
+            self, "OidcProvider", url=self.cluster.cluster_open_id_connect_issuer_url
+        )
+        for i, arn in enumerate(admin_principal_arns):
+            self.cluster.grant_cluster_admin(f"Admin{i}", arn)
+
+        # --- VPC CNI IAM and the add-ons -----------------------------------------------------------
+        self.cni_role = self._cni_role(cni_identity)
+        self.addons: dict[str, eks.Addon] = {}
+        cni = eks.Addon(
+            self,
+            "VpcCni",
+            cluster=self.cluster,
+            addon_name="vpc-cni",
+            addon_version=versions.pop("vpc-cni", None),
+            configuration_values=self.vpc_cni.render(
+                ipv6=self.ipv6, pod_ipv4_egress=self.pod_ipv4_egress, region=stack.region
+            ),
+        )
+        cfn_cni: eks.CfnAddon = cni.node.default_child  # type: ignore[assignment]
+        if cni_identity is CniIdentity.IRSA:
+            cfn_cni.service_account_role_arn = self.cni_role.role_arn
+        else:
+            cfn_cni.pod_identity_associations = [
+                eks.CfnAddon.PodIdentityAssociationProperty(
+                    role_arn=self.cni_role.role_arn, service_account=CNI_SERVICE_ACCOUNT
+                )
+            ]
+            pia = eks.Addon(
+                self,
+                "PodIdentityAgent",
+                cluster=self.cluster,
+                addon_name="eks-pod-identity-agent",
+                addon_version=versions.pop("eks-pod-identity-agent", None),
+            )
+            cni.node.add_dependency(pia)
+            self.addons["eks-pod-identity-agent"] = pia
+        self.addons["vpc-cni"] = cni
+        for name, cid in (("kube-proxy", "KubeProxy"), ("coredns", "CoreDns")):
+            self.addons[name] = eks.Addon(
+                self, cid, cluster=self.cluster, addon_name=name, addon_version=versions.pop(name, None)
+            )
+        # coredns needs a node to become healthy, and nodes need vpc-cni: only vpc-cni and kube-proxy gate nodes.
+
+        # --- nodes -----------------------------------------------------------------------------------
+        self.node_role = iam.Role(
+            self,
+            "NodeRole",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name(n)
+                for n in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly")
+            ],
+        )
+        _ack_managed(
+            self.node_role,
+            ["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly"],
+            "EKS node role: AmazonEKSWorkerNodePolicy and AmazonEC2ContainerRegistryReadOnly are the "
+            "AWS-maintained policies EKS requires; the CNI's permissions are on its own role instead",
+        )
+        self.node_security_group = ec2.SecurityGroup(
+            self,
+            "NodeSecurityGroup",
+            vpc=vpc,
+            description=f"EKS nodes of {cluster_name}: outbound IPv4 and IPv6 (cluster security group does the rest)",
+            allow_all_outbound=True,
+            allow_all_ipv6_outbound=self.dual_stack,
+        )
+        self.nodegroups: dict[str, eks.Nodegroup] = {}
+        self.launch_templates: dict[str, ec2.LaunchTemplate] = {}
+        self.node_user_data: dict[str, ec2.UserData] = {}
+        for spec in specs:
+            self._add_nodegroup(spec)
+
+    def add_security_group_policy(
+        self,
+        id: str,
+        *,
+        name: str,
+        namespace: str,
+        security_groups: Sequence[ec2.ISecurityGroup],
+        pod_labels: Mapping[str, str] | None = None,
+        service_account_labels: Mapping[str, str] | None = None,
+    ) -> eks.KubernetesManifest:
+        """Apply a ``SecurityGroupPolicy`` to the cluster (see ``eksnet.vpc_cni.security_group_policy``).
+
+        Refused unless the cluster runs security groups for pods: without ``ENABLE_POD_ENI`` the
+        policy is accepted by the API server and silently ignored.
+        """
+        if self.vpc_cni.pod_security_groups is None:
+            raise ValueError(
+                f"SecurityGroupPolicy {name}: this cluster does not run security groups for pods; "
+                "set VpcCniConfig(pod_security_groups=PodSecurityGroups())"
+            )
+        manifest = security_group_policy(
+            name,
+            namespace,
+            security_group_ids=[g.security_group_id for g in security_groups],
+            pod_labels=pod_labels,
+            service_account_labels=service_account_labels,
+        )
+        applied = eks.KubernetesManifest(self, id, cluster=self.cluster, manifest=[manifest])
+        # The CRD comes with the VPC resource controller, which EKS runs once the add-on is there.
+        applied.node.add_dependency(self.addons["vpc-cni"])
+        return applied
+
+    # ------------------------------------------------------------------------------------------------
+
+    def _check_custom_networking_zones(self, vpc: ec2.IVpc) -> None:
+        """Every zone nodes can land in needs its ENIConfig, or the CNI on those nodes has no pod subnet."""
+        cn = self.vpc_cni.custom_networking
+        if cn is None:
+            return
+        try:
+            zones = {s.availability_zone for s in vpc.private_subnets}
+        except Exception:  # an imported VPC that does not list its subnets: nothing to compare
+            return
+        if any(cdk.Token.is_unresolved(z) for z in zones):
+            return
+        missing = sorted(zones - set(cn.subnets))
+        if missing:
+            raise ValueError(
+                f"custom networking has no EniSubnet for zone(s) {missing}, where node groups run: "
+                "add one per zone of the VPC's private subnets"
+            )
+
+    def _node_max_pods(self, spec: NodeGroupSpec) -> int:
+        cni = self.vpc_cni
+        for it in spec.instance_types:
+            try:
+                lim = _max_pods.limits(it)
+            except _max_pods.UnknownInstanceType as exc:
+                if spec.max_pods is None:
+                    raise ValueError(f"node group {spec.name}: {exc}") from None
+                continue
+            if cni.prefix_delegation(ipv6=self.ipv6) and not lim.supports_prefix_delegation:
+                mode = "IPv6 (a /80 prefix per node)" if self.ipv6 else "prefix mode (ENABLE_PREFIX_DELEGATION)"
+                raise ValueError(
+                    f"node group {spec.name}: {it} is not a Nitro instance type, and {mode} needs Nitro: "
+                    "choose a Nitro type such as m5.large" + ("" if self.ipv6 else ", or use secondary IP mode")
+                )
+            if cni.pod_security_groups is not None and not lim.supports_trunk_eni:
+                raise ValueError(
+                    f"node group {spec.name}: {it} cannot carry security groups per pod (needs a Nitro instance type "
+                    "with trunk ENI support, outside the t family): choose e.g. m5.large, or drop pod_security_groups"
+                )
+        if spec.max_pods is not None:
+            return spec.max_pods
+        try:
+            return min(
+                _max_pods.max_pods(
+                    it,
+                    ipv6=self.ipv6,
+                    prefix_delegation=cni.prefix_delegation(ipv6=self.ipv6),
+                    custom_networking=cni.custom_networking is not None,
+                    trunk_eni=cni.pod_security_groups is not None,
+                )
+                for it in spec.instance_types
+            )
+        except ValueError as exc:
+            raise ValueError(f"node group {spec.name}: {exc}") from None
+
+    def _cni_role(self, identity: CniIdentity) -> iam.Role:
+        if identity is CniIdentity.IRSA:
+            provider = self.oidc_provider
+            issuer = provider.open_id_connect_provider_issuer
+            conditions = cdk.CfnJson(
+                self,
+                "CniIrsaConditions",
+                value={
+                    f"{issuer}:sub": f"system:serviceaccount:{CNI_NAMESPACE}:{CNI_SERVICE_ACCOUNT}",
+                    f"{issuer}:aud": "sts.amazonaws.com",
+                },
+            )
+            principal: iam.IPrincipal = iam.OpenIdConnectPrincipal(provider).with_conditions(
+                {"StringEquals": conditions}
+            )
+        else:
+            principal = iam.SessionTagsPrincipal(iam.ServicePrincipal("pods.eks.amazonaws.com"))
+        role = iam.Role(
+            self,
+            "VpcCniRole",
+            assumed_by=principal,
+            description=f"VPC CNI (kube-system/aws-node) of EKS cluster {self.node.path}"[:1000],
+        )
+        if self.ipv6:
+            policy = iam.Policy(
+                self,
+                "VpcCniIpv6Policy",
+                statements=[
+                    iam.PolicyStatement(actions=list(IPV6_CNI_ACTIONS), resources=["*"]),
+                    iam.PolicyStatement(
+                        actions=["ec2:CreateTags"],
+                        resources=[
+                            cdk.Stack.of(self).format_arn(
+                                service="ec2", region="*", account="*", resource="network-interface", resource_name="*"
+                            )
+                        ],
+                    ),
+                ],
+            )
+            policy.attach_to_role(role)
+            _ack_finding(
+                policy,
+                "AwsSolutions-IAM5",
+                ["Resource::*", "Resource::arn:<AWS::Partition>:ec2:*:*:network-interface/*"],
+                "VPC CNI IPv6 policy: EC2 Describe* and AssignIpv6Addresses act on ENIs created at run "
+                "time by the CNI, so they take no narrower resource; CreateTags is limited to ENIs",
+            )
+        else:
+            role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("AmazonEKS_CNI_Policy"))
+            _ack_managed(
+                role,
+                ["AmazonEKS_CNI_Policy"],
+                "VPC CNI role (IPv4): AmazonEKS_CNI_Policy is the AWS-maintained policy that tracks "
+                "the CNI's needs; it is on the aws-node service account's role only, not the nodes",
+            )
+        return role
+
+    def _acknowledge_kubectl_provider(self) -> None:
+        """Acknowledge, finding by finding, what cdk-nag reports on aws-cdk-lib's own kubectl provider."""
+        provider = self.cluster.kubectl_provider
+        if provider is None:
+            return
+        stack = cdk.Stack.of(self)
+        managed = [
+            "service-role/AWSLambdaBasicExecutionRole",
+            "service-role/AWSLambdaVPCAccessExecutionRole",
+            "AmazonEC2ContainerRegistryReadOnly",
+        ]
+        findings = [f"Policy::arn:<AWS::Partition>:iam::aws:policy/{p}" for p in managed]
+        for cond in (c for c in provider.node.find_all() if isinstance(c, cdk.CfnCondition)):
+            # The handler adds ECR Public read access only in regions that have it (an Fn::If).
+            ecr_public = {
+                "Fn::If": [
+                    stack.get_logical_id(cond),
+                    {
+                        "Fn::Join": [
+                            "",
+                            [
+                                "arn:",
+                                {"Ref": "AWS::Partition"},
+                                ":iam::aws:policy/AmazonElasticContainerRegistryPublicReadOnly",
+                            ],
+                        ]
+                    },
+                    {"Ref": "AWS::NoValue"},
+                ]
+            }
+            findings.append("Policy::" + json.dumps(ecr_public, separators=(",", ":")))
+        _ack_finding(
+            provider,
+            "AwsSolutions-IAM4",
+            findings,
+            "aws-cdk-lib's kubectl provider: its Lambda roles carry the AWS managed policies the library "
+            "attaches (logs, VPC access, image pulls for the kubectl layer)",
+        )
+        handlers = [
+            c
+            for c in provider.node.find_all()
+            if isinstance(c, lambda_.CfnFunction) and c.node.path.endswith("/Handler/Resource")
+        ]
+        _ack_finding(
+            provider,
+            "AwsSolutions-IAM5",
+            [f"Resource::<{stack.get_logical_id(h)}.Arn>:*" for h in handlers],
+            "aws-cdk-lib's kubectl provider: the provider framework may invoke any version of its own "
+            "handler function (function ARN plus ':*'), a wildcard the library generates",
+        )
+        nag.acknowledge(
+            provider,
+            "AwsSolutions-L1",
+            "aws-cdk-lib's kubectl provider: the library pins its Lambda runtimes and tracks them with its releases",
+        )
+
+    def _add_nodegroup(self, spec: NodeGroupSpec) -> None:
+        max_pods = self.max_pods[spec.name]
+        shell = ec2.UserData.for_linux()
+        user_data = ec2.MultipartUserData()
+        user_data.add_part(
+            ec2.MultipartBody.from_raw_body(
+                content_type="application/node.eks.aws",
+                body=(
+                    "apiVersion: node.eks.aws/v1alpha1\n"
+                    "kind: NodeConfig\n"
+                    "spec:\n"
+                    "  kubelet:\n"
+                    "    config:\n"
+                    f"      maxPods: {max_pods}\n"
+                ),
+            )
+        )
+        user_data.add_user_data_part(shell, ec2.MultipartBody.SHELL_SCRIPT)
+        lt = ec2.LaunchTemplate(
+            self,
+            f"LaunchTemplate{spec.name}",
+            require_imdsv2=True,
+            http_tokens=ec2.LaunchTemplateHttpTokens.REQUIRED,
+            http_put_response_hop_limit=2,
+            # The IMDS IPv6 endpoint exists on Nitro only: a Xen type would fail to launch with it on.
+            http_protocol_ipv6=True if self.dual_stack and _all_nitro(spec.instance_types) else None,
+            security_group=self.node_security_group,
+            user_data=user_data,
+        )
+        # Listing groups in the template replaces EKS's default: keep the cluster security group.
+        lt.add_security_group(
+            ec2.SecurityGroup.from_security_group_id(
+                self, f"ClusterSecurityGroup{spec.name}", self.cluster.cluster_security_group_id
+            )
+        )
+        ng = eks.Nodegroup(
+            self,
+            f"Nodegroup{spec.name}",
+            cluster=self.cluster,
+            nodegroup_name=spec.name,
+            node_role=self.node_role,
+            instance_types=[ec2.InstanceType(t) for t in spec.instance_types],
+            ami_type=spec.ami_type,
+            min_size=spec.min_size,
+            desired_size=spec.desired_size,
+            max_size=spec.max_size,
+            labels=spec.labels or None,
+            subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            launch_template_spec=eks.LaunchTemplateSpec(id=lt.launch_template_id, version=lt.latest_version_number),
+        )
+        ng.node.add_dependency(self.addons["vpc-cni"], self.addons["kube-proxy"])
+        self.launch_templates[spec.name] = lt
+        self.node_user_data[spec.name] = shell
+        self.nodegroups[spec.name] = ng

@@ -1,0 +1,921 @@
+"""Multus on EKS: the install, NetworkAttachmentDefinitions and the pod annotation (MISSION.md section 4).
+
+Three pieces, each usable on its own:
+
+* ``NetworkAttachmentDefinition``: a typed builder for the ``k8s.cni.cncf.io/v1`` object whose
+  ``spec.config`` is the JSON CNI configuration Multus hands to the secondary plugin. Interfaces:
+  ipvlan (l2, l3, l3s), macvlan, host-device; IPAM: the node runtime's ``eksnet-ipam``, host-local,
+  static. Everything is checked when the builder is made, so a bad address or an impossible
+  combination fails ``cdk synth`` with a message that says what to change, not a pod stuck in
+  ``ContainerCreating``.
+* ``network_selection_annotation``: the pod annotation ``k8s.v1.cni.cncf.io/networks`` in its short
+  form (``ns/name@ifname``) or, when a selection carries addresses or a MAC, its JSON form.
+* ``MultusInstall``: the Multus thick-plugin DaemonSet (the AWS build, pinned) with the VPC CNI's
+  ``10-aws.conflist`` as the default delegate, applied with the cluster's ``KubernetesManifest``.
+
+The pure builders import nothing from the construct: ``render()`` / ``to_manifest()`` return plain
+dicts that tests check against the Kubernetes schemas and the NAD CRD without synthesizing.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import ipaddress
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import aws_cdk as cdk
+from aws_cdk import aws_eks_v2 as eks
+
+from constructs import Construct
+
+NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
+NAD_API_VERSION = "k8s.cni.cncf.io/v1"
+NAD_KIND = "NetworkAttachmentDefinition"
+
+#: CNI type names of the node runtime (``node_runtime/``), installed into /opt/cni/bin by the node bootstrap.
+EKSNET_IPAM_TYPE = "eksnet-ipam"
+EKSNET_IPVLAN_TYPE = "eksnet-ipvlan"
+EKSNET_MACVLAN_TYPE = "eksnet-macvlan"
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+_PCI_ADDRESS = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
+
+
+class MultusConfigError(ValueError):
+    """A NetworkAttachmentDefinition, IPAM or annotation that no CNI plugin would accept."""
+
+
+# --------------------------------------------------------------------------------------------
+# Small validators shared by the builders
+# --------------------------------------------------------------------------------------------
+
+def check_k8s_name(value: str, what: str) -> str:
+    """A Kubernetes object name (DNS-1123 subdomain, at most 253 characters)."""
+    if not isinstance(value, str) or len(value) > 253 or not _DNS1123_SUBDOMAIN.match(value):
+        raise MultusConfigError(
+            f"{what} {value!r} is not a valid Kubernetes name: use lower-case letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit, at most 253 characters"
+        )
+    return value
+
+
+def check_namespace(value: str) -> str:
+    """A namespace name (DNS-1123 label, at most 63 characters)."""
+    if not isinstance(value, str) or len(value) > 63 or not _DNS1123_LABEL.match(value):
+        raise MultusConfigError(
+            f"namespace {value!r} is not a valid DNS-1123 label: lower-case letters, digits and '-', at most 63"
+        )
+    return value
+
+
+def check_ifname(value: str, what: str = "interface name") -> str:
+    """A Linux interface name as the kernel's ``dev_valid_name`` accepts it: 1-15 bytes, no '/', ':' or space."""
+    if (not isinstance(value, str) or not value or len(value.encode()) > 15 or value in (".", "..")
+            or any(c in value for c in "/:") or any(c.isspace() for c in value)):
+        raise MultusConfigError(
+            f"{what} {value!r} is not a valid Linux interface name: 1 to 15 characters, no '/', ':' or whitespace"
+        )
+    return value
+
+
+def _network(value: str, what: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(value, strict=True)
+    except ValueError as e:
+        raise MultusConfigError(f"{what} {value!r} is not a network in CIDR form such as 192.168.96.0/19: {e}") from e
+
+
+def _address(value: str, what: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError as e:
+        raise MultusConfigError(f"{what} {value!r} is not an IP address") from e
+
+
+def _interface(value: str, what: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+    if "/" not in str(value):
+        raise MultusConfigError(f"{what} {value!r} needs a prefix length, e.g. 192.168.96.20/19")
+    try:
+        return ipaddress.ip_interface(value)
+    except ValueError as e:
+        raise MultusConfigError(f"{what} {value!r} is not an address with a prefix length: {e}") from e
+
+
+# --------------------------------------------------------------------------------------------
+# CNI versions, routes and IPAM
+# --------------------------------------------------------------------------------------------
+
+class CniVersion(enum.Enum):
+    """The CNI spec versions a NAD may declare. The reference plugins on EKS nodes speak all of them;
+    0.3.0 is here because the seed's ``ipvlan-private-a`` uses it."""
+
+    V0_3_0 = "0.3.0"
+    V0_3_1 = "0.3.1"
+    V0_4_0 = "0.4.0"
+    V1_0_0 = "1.0.0"
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route the IPAM returns for the pod: ``dst`` in CIDR form, ``gw`` optional (same family)."""
+
+    dst: str
+    gw: str | None = None
+
+    def __post_init__(self) -> None:
+        dst = _network(self.dst, "route destination")
+        if self.gw is not None and _address(self.gw, "route gateway").version != dst.version:
+            raise MultusConfigError(f"route {self.dst}: gateway {self.gw} is not of the same IP family")
+
+    def render(self) -> dict[str, str]:
+        return {"dst": self.dst} | ({"gw": self.gw} if self.gw else {})
+
+
+def _routes(routes: Iterable[Route]) -> list[dict[str, str]]:
+    return [r.render() for r in routes]
+
+
+@dataclass(frozen=True)
+class IpRange:
+    """One host-local range: addresses from ``range_start`` to ``range_end`` of ``subnet``.
+
+    Defaults follow host-local: the whole subnet except the network, gateway and broadcast addresses.
+    """
+
+    subnet: str
+    range_start: str | None = None
+    range_end: str | None = None
+    gateway: str | None = None
+
+    def __post_init__(self) -> None:
+        net = _network(self.subnet, "host-local subnet")
+        bounds = {}
+        for key, value in (("rangeStart", self.range_start), ("rangeEnd", self.range_end), ("gateway", self.gateway)):
+            if value is None:
+                continue
+            addr = _address(value, f"host-local {key}")
+            if addr not in net:
+                raise MultusConfigError(f"host-local {key} {value} is outside subnet {self.subnet}")
+            bounds[key] = addr
+        if "rangeStart" in bounds and "rangeEnd" in bounds and bounds["rangeStart"] > bounds["rangeEnd"]:
+            raise MultusConfigError(f"host-local rangeStart {self.range_start} is after rangeEnd {self.range_end}")
+        if net.version == 4 and net.prefixlen > 30 and self.range_start is None:
+            raise MultusConfigError(f"host-local subnet {self.subnet} has no usable host address: use /30 or larger")
+
+    @property
+    def version(self) -> int:
+        return ipaddress.ip_network(self.subnet).version
+
+    def render(self) -> dict[str, str]:
+        out = {"subnet": self.subnet}
+        for key, value in (("rangeStart", self.range_start), ("rangeEnd", self.range_end), ("gateway", self.gateway)):
+            if value is not None:
+                out[key] = value
+        return out
+
+
+class Ipam:
+    """Base of the IPAM choices: ``render()`` gives the ``ipam`` object of the CNI config."""
+
+    #: CNI capabilities (runtimeConfig keys) this IPAM needs the NAD to declare, e.g. ``ips``.
+    capabilities: tuple[str, ...] = ()
+
+    def render(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def families(self) -> set[int]:
+        return set()
+
+
+@dataclass(frozen=True)
+class HostLocalIpam(Ipam):
+    """The reference ``host-local`` IPAM: addresses from node-local ranges (the seed's choice).
+
+    One range renders in host-local's original flat form (``subnet``, ``rangeStart``...: what the seed
+    writes); several render as ``ranges`` with one range set each (e.g. one IPv4 and one IPv6 range:
+    dual-stack pods). ``data_dir`` is host-local's lease store (default ``/var/lib/cni/networks``).
+    Note that host-local is node-local: two nodes hand out the same addresses unless each node's
+    ranges differ. The node runtime's ``EksnetIpam`` gives cluster-unique, VPC-routable addresses.
+    """
+
+    ranges: tuple[IpRange, ...]
+    routes: tuple[Route, ...] = ()
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ranges", tuple(self.ranges))
+        object.__setattr__(self, "routes", tuple(self.routes))
+        if not self.ranges:
+            raise MultusConfigError("host-local IPAM needs at least one IpRange(subnet=...)")
+        for a_i, a in enumerate(self.ranges):
+            for b in self.ranges[a_i + 1:]:
+                if ipaddress.ip_network(a.subnet).overlaps(ipaddress.ip_network(b.subnet)):
+                    raise MultusConfigError(f"host-local ranges {a.subnet} and {b.subnet} overlap")
+
+    def families(self) -> set[int]:
+        return {r.version for r in self.ranges}
+
+    def render(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "host-local"}
+        if len(self.ranges) == 1:
+            out |= self.ranges[0].render()
+        else:
+            out["ranges"] = [[r.render()] for r in self.ranges]
+        if self.routes:
+            out["routes"] = _routes(self.routes)
+        if self.data_dir:
+            out["dataDir"] = self.data_dir
+        return out
+
+
+@dataclass(frozen=True)
+class StaticAddress:
+    """A fixed address for the ``static`` IPAM: ``address`` with prefix length, optional gateway."""
+
+    address: str
+    gateway: str | None = None
+
+    def __post_init__(self) -> None:
+        iface = _interface(self.address, "static address")
+        if self.gateway is not None:
+            gw = _address(self.gateway, "static gateway")
+            if gw.version != iface.version:
+                raise MultusConfigError(f"static gateway {self.gateway} is not of the family of {self.address}")
+
+    def render(self) -> dict[str, str]:
+        return {"address": self.address} | ({"gateway": self.gateway} if self.gateway else {})
+
+
+@dataclass(frozen=True)
+class StaticIpam(Ipam):
+    """The reference ``static`` IPAM. With no ``addresses``, each pod names its own in the annotation's
+    ``ips`` (the NAD then declares the ``ips`` capability): the way to pin a pod to an address."""
+
+    addresses: tuple[StaticAddress, ...] = ()
+    routes: tuple[Route, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "addresses", tuple(self.addresses))
+        object.__setattr__(self, "routes", tuple(self.routes))
+        seen = set()
+        for a in self.addresses:
+            ip = ipaddress.ip_interface(a.address).ip
+            if ip in seen:
+                raise MultusConfigError(f"static IPAM lists address {ip} twice")
+            seen.add(ip)
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:  # type: ignore[override]
+        return () if self.addresses else ("ips",)
+
+    def families(self) -> set[int]:
+        return {ipaddress.ip_interface(a.address).version for a in self.addresses}
+
+    def render(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "static"}
+        if self.addresses:
+            out["addresses"] = [a.render() for a in self.addresses]
+        if self.routes:
+            out["routes"] = _routes(self.routes)
+        return out
+
+
+@dataclass(frozen=True)
+class EksnetIpam(Ipam):
+    """The node runtime's IPAM (CNI type ``eksnet-ipam``, see ``node_runtime/README.md``): addresses served by
+    the ``eksnet-ipamd`` daemon the node bootstrap starts, unique on the node and, from the Multus ENI's
+    delegated prefixes, routable in the VPC.
+
+    Give exactly one of ``pool`` (a pool named in the node's daemon config: the node bootstrap writes one
+    pool per Multus ENI, ``multus<device index>``, from that ENI's delegated prefixes, so one NAD serves
+    every node) or ``ranges`` (range sets: one address is allocated from each set; an ``IpRange`` is a
+    set of one range, a tuple of ``IpRange`` a set tried in order).
+    """
+
+    pool: str | None = None
+    ranges: tuple[IpRange | tuple[IpRange, ...], ...] = ()
+    routes: tuple[Route, ...] = ()
+
+    def __post_init__(self) -> None:
+        sets = tuple(tuple(r) if isinstance(r, tuple | list) else (r,) for r in self.ranges)
+        object.__setattr__(self, "ranges", sets)
+        object.__setattr__(self, "routes", tuple(self.routes))
+        if (self.pool is None) == (not sets):
+            raise MultusConfigError("eksnet-ipam needs exactly one of pool='multus1' or ranges=(IpRange(...),)")
+        if self.pool is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", self.pool):
+            raise MultusConfigError(f"eksnet-ipam pool {self.pool!r}: letters, digits, '_', '.', '-' (at most 63)")
+        for range_set in sets:
+            if not range_set or not all(isinstance(r, IpRange) for r in range_set):
+                raise MultusConfigError("eksnet-ipam ranges: each range set is an IpRange or a tuple of IpRange")
+            if len({r.version for r in range_set}) > 1:
+                raise MultusConfigError("eksnet-ipam: a range set mixes IPv4 and IPv6; give each family its own set")
+
+    def families(self) -> set[int]:
+        return {r.version for range_set in self.ranges for r in range_set}
+
+    def render(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": EKSNET_IPAM_TYPE}
+        if self.pool is not None:
+            out["pool"] = self.pool
+        else:
+            out["ranges"] = [[r.render() for r in range_set] for range_set in self.ranges]
+        if self.routes:
+            out["routes"] = _routes(self.routes)
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Interface plugins
+# --------------------------------------------------------------------------------------------
+
+class IpvlanMode(enum.Enum):
+    """ipvlan modes: L2 switches by MAC on the master, L3 routes (no broadcast, no ARP), L3S adds netfilter."""
+
+    L2 = "l2"
+    L3 = "l3"
+    L3S = "l3s"
+
+
+class MacvlanMode(enum.Enum):
+    BRIDGE = "bridge"
+    PRIVATE = "private"
+    VEPA = "vepa"
+    PASSTHRU = "passthru"
+
+
+def _check_mtu(mtu: int | None) -> None:
+    if mtu is not None and not (68 <= mtu <= 9001):
+        raise MultusConfigError(f"mtu {mtu} is out of range: IPv4 needs at least 68 and EC2 allows at most 9001")
+
+
+class Interface:
+    """Base of the interface choices: ``render()`` gives the plugin keys of the CNI config (without IPAM)."""
+
+    type: str
+    ipam_required: bool = True
+
+    def render(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class _LinkOnMaster(Interface):
+    """What ipvlan and macvlan share: a link on ``master`` whose CNI type is the reference plugin or
+    the node runtime's twin with the same keys. Subclasses declare the fields and these class values."""
+
+    master: str
+    mode: enum.Enum
+    mtu: int | None
+    plugin: str
+    _kind: ClassVar[str]
+    _eksnet_type: ClassVar[str]
+    _modes: ClassVar[type[enum.Enum]]
+
+    def __post_init__(self) -> None:
+        check_ifname(self.master, f"{self._kind} master")
+        _check_mtu(self.mtu)
+        if self.plugin not in (self._kind, self._eksnet_type):
+            raise MultusConfigError(f"{self._kind} plugin {self.plugin!r}: use {self._kind!r} or {self._eksnet_type!r}")
+        if not isinstance(self.mode, self._modes):
+            choices = ", ".join(f"{self._modes.__name__}.{m.name}" for m in self._modes)
+            raise MultusConfigError(f"{self._kind} mode {self.mode!r}: use one of {choices}")
+
+    @property
+    def type(self) -> str:  # type: ignore[override]
+        return self.plugin
+
+    def render(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.plugin, "master": self.master, "mode": self.mode.value}
+        if self.mtu is not None:
+            out["mtu"] = self.mtu
+        return out
+
+
+@dataclass(frozen=True)
+class Ipvlan(_LinkOnMaster):
+    """An ipvlan link on ``master`` (on EKS: a Multus ENI, ``multus<device index>`` after the node bootstrap).
+
+    ``plugin`` is the CNI type: the reference ``ipvlan`` or the node runtime's ``eksnet-ipvlan``
+    (same keys, no IPv6 DAD wait).
+    """
+
+    master: str
+    mode: IpvlanMode = IpvlanMode.L2
+    mtu: int | None = None
+    plugin: str = "ipvlan"
+    _kind: ClassVar[str] = "ipvlan"
+    _eksnet_type: ClassVar[str] = EKSNET_IPVLAN_TYPE
+    _modes: ClassVar[type[enum.Enum]] = IpvlanMode
+
+
+@dataclass(frozen=True)
+class Macvlan(_LinkOnMaster):
+    """A macvlan link on ``master``. On EC2 a macvlan's own MAC is not the ENI's: the VPC drops its
+    frames, so use it inside a VPC only where that is intended (e.g. PASSTHRU, or tests).
+    ``plugin``: the reference ``macvlan`` (IPAM optional) or the node runtime's ``eksnet-macvlan``."""
+
+    master: str
+    mode: MacvlanMode = MacvlanMode.BRIDGE
+    mtu: int | None = None
+    plugin: str = "macvlan"
+    _kind: ClassVar[str] = "macvlan"
+    _eksnet_type: ClassVar[str] = EKSNET_MACVLAN_TYPE
+    _modes: ClassVar[type[enum.Enum]] = MacvlanMode
+
+    @property
+    def ipam_required(self) -> bool:  # type: ignore[override]
+        return self.plugin != "macvlan"
+
+
+@dataclass(frozen=True)
+class HostDevice(Interface):
+    """Moves a whole host device into the pod (e.g. a Multus ENI for DPDK-style use): name it by exactly
+    one of ``device`` (interface name), ``hwaddr`` (MAC), ``kernelpath`` or ``pci_bus_id``."""
+
+    device: str | None = None
+    hwaddr: str | None = None
+    kernelpath: str | None = None
+    pci_bus_id: str | None = None
+
+    type = "host-device"
+    ipam_required = False
+
+    def __post_init__(self) -> None:
+        given = [k for k in ("device", "hwaddr", "kernelpath", "pci_bus_id") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise MultusConfigError(
+                f"host-device needs exactly one of device, hwaddr, kernelpath, pci_bus_id; got {given or 'none'}"
+            )
+        if self.device is not None:
+            check_ifname(self.device, "host-device device")
+        if self.hwaddr is not None and not _MAC.match(self.hwaddr):
+            raise MultusConfigError(f"host-device hwaddr {self.hwaddr!r} is not a MAC such as 0a:1b:2c:3d:4e:5f")
+        if self.kernelpath is not None and not self.kernelpath.startswith("/sys/"):
+            raise MultusConfigError(f"host-device kernelpath {self.kernelpath!r} must be a /sys/... device path")
+        if self.pci_bus_id is not None and not _PCI_ADDRESS.match(self.pci_bus_id):
+            raise MultusConfigError(f"host-device pci_bus_id {self.pci_bus_id!r} is not like 0000:00:06.0")
+
+    def render(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "host-device"}
+        for key, name in (("device", "device"), ("hwaddr", "hwaddr"), ("kernelpath", "kernelpath"),
+                          ("pci_bus_id", "pciBusID")):
+            if getattr(self, key) is not None:
+                out[name] = getattr(self, key)
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# NetworkAttachmentDefinition
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NetworkAttachmentDefinition:
+    """A ``k8s.cni.cncf.io/v1`` NetworkAttachmentDefinition, checked when made.
+
+    ``network_name`` is the CNI ``name`` inside the config; by default it is left out and Multus
+    uses the object's name (as in the seed). ``capabilities`` adds CNI capabilities (e.g. ``mac``)
+    to those the IPAM needs (``ips`` for a static IPAM without addresses).
+    """
+
+    name: str
+    interface: Interface
+    ipam: Ipam | None = None
+    namespace: str | None = None
+    cni_version: CniVersion = CniVersion.V0_4_0
+    network_name: str | None = None
+    capabilities: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        check_k8s_name(self.name, "NetworkAttachmentDefinition name")
+        if self.namespace is not None:
+            check_namespace(self.namespace)
+        if not isinstance(self.cni_version, CniVersion):
+            raise MultusConfigError(f"cni_version {self.cni_version!r}: use a CniVersion such as CniVersion.V1_0_0")
+        if not isinstance(self.interface, Interface):
+            raise MultusConfigError("interface must be Ipvlan(...), Macvlan(...) or HostDevice(...)")
+        if self.ipam is not None and not isinstance(self.ipam, Ipam):
+            raise MultusConfigError("ipam must be EksnetIpam(...), HostLocalIpam(...) or StaticIpam(...)")
+        if self.ipam is None and self.interface.ipam_required:
+            raise MultusConfigError(
+                f"{self.interface.type} needs an IPAM: pass ipam=EksnetIpam(...), HostLocalIpam(...) or StaticIpam(...)"
+            )
+        object.__setattr__(self, "capabilities", tuple(self.capabilities))
+        for cap in self.capabilities:
+            if cap not in ("ips", "mac", "infinibandGUID", "deviceID", "portMappings", "bandwidth"):
+                raise MultusConfigError(f"unknown CNI capability {cap!r}")
+        if "mac" in self.capabilities and isinstance(self.interface, Ipvlan):
+            raise MultusConfigError("ipvlan links share the master's MAC: the 'mac' capability cannot apply")
+        if self.network_name is not None:
+            check_k8s_name(self.network_name, "CNI network name")
+        object.__setattr__(self, "labels", tuple(sorted(dict(self.labels).items())))
+
+    @property
+    def all_capabilities(self) -> tuple[str, ...]:
+        caps = list(self.capabilities)
+        for cap in self.ipam.capabilities if self.ipam else ():
+            if cap not in caps:
+                caps.append(cap)
+        return tuple(caps)
+
+    def cni_config(self) -> dict[str, Any]:
+        """The CNI network configuration that goes into ``spec.config`` (as a dict)."""
+        out: dict[str, Any] = {"cniVersion": self.cni_version.value}
+        if self.network_name:
+            out["name"] = self.network_name
+        out |= self.interface.render()
+        if self.all_capabilities:
+            out["capabilities"] = {cap: True for cap in self.all_capabilities}
+        if self.ipam is not None:
+            out["ipam"] = self.ipam.render()
+        return out
+
+    def to_manifest(self) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"name": self.name}
+        if self.namespace:
+            metadata["namespace"] = self.namespace
+        if self.labels:
+            metadata["labels"] = dict(self.labels)
+        return {
+            "apiVersion": NAD_API_VERSION,
+            "kind": NAD_KIND,
+            "metadata": metadata,
+            "spec": {"config": json.dumps(self.cni_config(), separators=(",", ":"))},
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# The pod annotation k8s.v1.cni.cncf.io/networks
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NetworkSelection:
+    """One entry of ``k8s.v1.cni.cncf.io/networks``: which NAD, and optionally the pod-side interface name,
+    fixed addresses (``ips``, CIDR form, needs the NAD's ``ips`` capability) and MAC (``mac`` capability).
+
+    ``network`` is a NAD name or a ``NetworkAttachmentDefinition`` (then its namespace and capabilities
+    are used and checked).
+    """
+
+    network: str | NetworkAttachmentDefinition
+    namespace: str | None = None
+    interface: str | None = None
+    ips: tuple[str, ...] = ()
+    mac: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ips", tuple(self.ips))
+        nad = self.network if isinstance(self.network, NetworkAttachmentDefinition) else None
+        check_k8s_name(self.name, "network")
+        if self.namespace is not None:
+            check_namespace(self.namespace)
+        if nad is not None and self.namespace and nad.namespace and self.namespace != nad.namespace:
+            raise MultusConfigError(f"network {nad.name} lives in {nad.namespace}, not {self.namespace}")
+        if self.interface is not None:
+            check_ifname(self.interface, "pod interface name")
+        for ip in self.ips:
+            _interface(ip, f"network {self.name}: ips entry")
+        if self.mac is not None and not _MAC.match(self.mac):
+            raise MultusConfigError(f"network {self.name}: mac {self.mac!r} is not like 0a:1b:2c:3d:4e:5f")
+        if nad is not None:
+            if self.ips and "ips" not in nad.all_capabilities:
+                raise MultusConfigError(
+                    f"network {nad.name} does not take pod-chosen ips: give it StaticIpam() without addresses "
+                    "or capabilities=('ips',)"
+                )
+            if self.mac and "mac" not in nad.all_capabilities:
+                raise MultusConfigError(f"network {nad.name} does not take a pod MAC: add capabilities=('mac',)")
+
+    @property
+    def name(self) -> str:
+        return self.network.name if isinstance(self.network, NetworkAttachmentDefinition) else self.network
+
+    @property
+    def effective_namespace(self) -> str | None:
+        if self.namespace:
+            return self.namespace
+        return self.network.namespace if isinstance(self.network, NetworkAttachmentDefinition) else None
+
+    @property
+    def needs_json(self) -> bool:
+        return bool(self.ips or self.mac)
+
+    def short(self) -> str:
+        ns = self.effective_namespace
+        return (f"{ns}/" if ns else "") + self.name + (f"@{self.interface}" if self.interface else "")
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        if self.effective_namespace:
+            out["namespace"] = self.effective_namespace
+        if self.interface:
+            out["interface"] = self.interface
+        if self.ips:
+            out["ips"] = list(self.ips)
+        if self.mac:
+            out["mac"] = self.mac
+        return out
+
+
+def network_selection_annotation(
+    *networks: str | NetworkAttachmentDefinition | NetworkSelection, force_json: bool = False
+) -> dict[str, str]:
+    """The pod annotation selecting ``networks``, as ``{"k8s.v1.cni.cncf.io/networks": value}``.
+
+    Short form (``a, ns/b@net2``) unless a selection carries ``ips`` or ``mac`` (or ``force_json``):
+    then the JSON list form the multi-net spec defines. Two selections may not give the pod the same
+    interface name.
+    """
+    if not networks:
+        raise MultusConfigError("select at least one network")
+    selections = [n if isinstance(n, NetworkSelection) else NetworkSelection(n) for n in networks]
+    ifnames = [s.interface for s in selections if s.interface]
+    dup = {i for i in ifnames if ifnames.count(i) > 1}
+    if dup:
+        raise MultusConfigError(f"pod interface name(s) {sorted(dup)} selected twice: give each network its own")
+    if force_json or any(s.needs_json for s in selections):
+        value = json.dumps([s.to_json() for s in selections], separators=(",", ":"))
+    else:
+        value = ",".join(s.short() for s in selections)
+    return {NETWORKS_ANNOTATION: value}
+
+
+# --------------------------------------------------------------------------------------------
+# The Multus install (thick plugin, AWS build)
+# --------------------------------------------------------------------------------------------
+
+#: The pinned Multus release: the AWS build of multus-cni v4.1.4, thick plugin (daemon + shim).
+MULTUS_VERSION = "v4.1.4-eksbuild.3"
+
+# EKS add-on images live in a per-region ECR registry; most regions use account 602401143452.
+_EKS_REGISTRY_ACCOUNTS = {
+    "af-south-1": "877085696533", "ap-east-1": "800184023465", "ap-south-2": "900889452093",
+    "ap-southeast-3": "296578399912", "ap-southeast-4": "491585149902", "ca-west-1": "761377655185",
+    "eu-south-1": "590381155156", "eu-south-2": "455263428931", "il-central-1": "066635153087",
+    "me-central-1": "759879836304", "me-south-1": "558608220178",
+    "us-gov-east-1": "151742754352", "us-gov-west-1": "013241004608",
+    "cn-north-1": "918309763551", "cn-northwest-1": "961992271922",
+}
+
+
+def multus_image(region: str, version: str = MULTUS_VERSION) -> str:
+    """The thick-plugin image of ``version`` in ``region``'s EKS registry."""
+    account = _EKS_REGISTRY_ACCOUNTS.get(region, "602401143452")
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"{account}.dkr.ecr.{region}.{suffix}/eks/multus-cni:{version}_thick"
+
+
+# The NAD CRD, vendored verbatim (as data) from k8snetworkplumbingwg/multus-cni
+# deployments/multus-daemonset-thick.yml (commit 05517e26bc4b5fe8a2058516843a43c8a619de8a), which
+# aws/amazon-vpc-cni-k8s config/multus/v4.1.4-eksbuild.3/multus-daemonset-thick.yml ships too.
+NAD_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "network-attachment-definitions.k8s.cni.cncf.io"},
+    "spec": {
+        "group": "k8s.cni.cncf.io",
+        "scope": "Namespaced",
+        "names": {
+            "plural": "network-attachment-definitions",
+            "singular": "network-attachment-definition",
+            "kind": "NetworkAttachmentDefinition",
+            "shortNames": ["nad", "net-attach-def"],
+        },
+        "versions": [{
+            "name": "v1",
+            "served": True,
+            "storage": True,
+            "schema": {"openAPIV3Schema": {
+                "description": "NetworkAttachmentDefinition is a CRD schema specified by the Network Plumbing "
+                               "Working Group to express the intent for attaching pods to one or more logical or "
+                               "physical networks. More information available at: "
+                               "https://github.com/k8snetworkplumbingwg/multi-net-spec",
+                "type": "object",
+                "properties": {
+                    "apiVersion": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "metadata": {"type": "object"},
+                    "spec": {
+                        "description": "NetworkAttachmentDefinition spec defines the desired state of a network "
+                                       "attachment",
+                        "type": "object",
+                        "properties": {"config": {
+                            "description": "NetworkAttachmentDefinition config is a JSON-formatted CNI configuration",
+                            "type": "string",
+                        }},
+                    },
+                },
+            }},
+        }],
+    },
+}
+
+
+class MultusLogLevel(enum.Enum):
+    PANIC = "panic"
+    ERROR = "error"
+    VERBOSE = "verbose"
+    DEBUG = "debug"
+
+
+@dataclass(frozen=True)
+class MultusManifests:
+    """The objects of the Multus install, as plain dicts (see ``multus_manifests``)."""
+
+    crd: dict[str, Any]
+    service_account: dict[str, Any]
+    cluster_role: dict[str, Any]
+    cluster_role_binding: dict[str, Any]
+    config_map: dict[str, Any]
+    daemon_set: dict[str, Any]
+
+    def rbac_and_config(self) -> list[dict[str, Any]]:
+        return [self.service_account, self.cluster_role, self.cluster_role_binding, self.config_map]
+
+    def all(self) -> list[dict[str, Any]]:
+        return [self.crd, *self.rbac_and_config(), self.daemon_set]
+
+
+def multus_manifests(
+    *, image: str, default_network_conf: str = "10-aws.conflist", log_level: MultusLogLevel = MultusLogLevel.ERROR,
+    namespace: str = "kube-system",
+) -> MultusManifests:
+    """The Multus thick-plugin install as in the AWS build's ``multus-daemonset-thick.yml``.
+
+    The daemon generates ``00-multus.conf`` from ``default_network_conf`` (the VPC CNI's conflist), so
+    the VPC CNI stays every pod's ``eth0`` and Multus adds what the annotation selects.
+    """
+    check_namespace(namespace)
+    if not re.match(r"^[0-9]{2}-[A-Za-z0-9._-]+\.conf(list)?$", default_network_conf):
+        raise MultusConfigError(
+            f"default_network_conf {default_network_conf!r} must be a CNI config file name such as 10-aws.conflist"
+        )
+    labels = {"tier": "node", "app": "multus", "name": "multus"}
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "multus", "namespace": namespace}}
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "multus"},
+        "rules": [
+            # The daemon reads NADs only; the upstream manifest grants '*' on the group.
+            {"apiGroups": ["k8s.cni.cncf.io"], "resources": ["network-attachment-definitions"],
+             "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["pods", "pods/status"], "verbs": ["get", "list", "update", "watch"]},
+            {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "update"]},
+        ],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "multus"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "multus"},
+        "subjects": [{"kind": "ServiceAccount", "name": "multus", "namespace": namespace}],
+    }
+    daemon_config = {
+        "chrootDir": "/hostroot",
+        "confDir": "/host/etc/cni/net.d",
+        "logLevel": log_level.value,
+        "logToStderr": True,
+        "socketDir": "/host/run/multus/",
+        "cniVersion": "0.3.1",
+        "cniConfigDir": "/host/etc/cni/net.d",
+        "multusConfigFile": "auto",
+        "multusAutoconfigDir": "/host/etc/cni/net.d",
+        "multusMasterCNI": default_network_conf,
+    }
+    config_map = {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "multus-daemon-config", "namespace": namespace, "labels": {"tier": "node", "app": "multus"}},
+        "data": {"daemon-config.json": json.dumps(daemon_config, indent=2)},
+    }
+
+    def host(name: str, path: str) -> dict[str, Any]:
+        return {"name": name, "hostPath": {"path": path}}
+
+    daemon_set = {
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "kube-multus-ds", "namespace": namespace, "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": {"name": "multus"}},
+            "updateStrategy": {"type": "RollingUpdate"},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
+                            {"key": "eks.amazonaws.com/compute-type", "operator": "NotIn", "values": ["fargate"]},
+                        ]}],
+                    }}},
+                    "hostNetwork": True,
+                    "hostPID": True,
+                    "priorityClassName": "system-node-critical",
+                    "tolerations": [{"operator": "Exists", "effect": "NoSchedule"},
+                                    {"operator": "Exists", "effect": "NoExecute"}],
+                    "serviceAccountName": "multus",
+                    "containers": [{
+                        "name": "kube-multus",
+                        "image": image,
+                        "command": ["/usr/src/multus-cni/bin/multus-daemon"],
+                        "resources": {"requests": {"cpu": "100m", "memory": "50Mi"},
+                                      "limits": {"cpu": "100m", "memory": "50Mi"}},
+                        "securityContext": {"privileged": True},
+                        "terminationMessagePolicy": "FallbackToLogsOnError",
+                        "volumeMounts": [
+                            {"name": "cni", "mountPath": "/host/etc/cni/net.d"},
+                            # multus-daemon needs the CNI bin dir at the same path as on the host.
+                            {"name": "cnibin", "mountPath": "/opt/cni/bin"},
+                            {"name": "host-run", "mountPath": "/host/run"},
+                            {"name": "host-var-lib-cni-multus", "mountPath": "/var/lib/cni/multus"},
+                            {"name": "host-var-lib-kubelet", "mountPath": "/var/lib/kubelet",
+                             "mountPropagation": "HostToContainer"},
+                            {"name": "host-run-k8s-cni-cncf-io", "mountPath": "/run/k8s.cni.cncf.io"},
+                            {"name": "host-run-netns", "mountPath": "/run/netns", "mountPropagation": "HostToContainer"},
+                            {"name": "multus-daemon-config", "mountPath": "/etc/cni/net.d/multus.d", "readOnly": True},
+                            {"name": "hostroot", "mountPath": "/hostroot", "mountPropagation": "HostToContainer"},
+                        ],
+                        "env": [{"name": "MULTUS_NODE_NAME",
+                                 "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+                    }],
+                    "initContainers": [{
+                        "name": "install-multus-binary",
+                        "image": image,
+                        "command": ["cp", "/usr/src/multus-cni/bin/multus-shim", "/host/opt/cni/bin/multus-shim"],
+                        "resources": {"requests": {"cpu": "10m", "memory": "15Mi"}},
+                        "securityContext": {"privileged": True},
+                        "terminationMessagePolicy": "FallbackToLogsOnError",
+                        "volumeMounts": [{"name": "cnibin", "mountPath": "/host/opt/cni/bin",
+                                          "mountPropagation": "Bidirectional"}],
+                    }],
+                    "terminationGracePeriodSeconds": 10,
+                    "volumes": [
+                        host("cni", "/etc/cni/net.d"),
+                        host("cnibin", "/opt/cni/bin"),
+                        host("hostroot", "/"),
+                        {"name": "multus-daemon-config", "configMap": {
+                            "name": "multus-daemon-config",
+                            "items": [{"key": "daemon-config.json", "path": "daemon-config.json"}]}},
+                        host("host-run", "/run"),
+                        host("host-var-lib-cni-multus", "/var/lib/cni/multus"),
+                        host("host-var-lib-kubelet", "/var/lib/kubelet"),
+                        host("host-run-k8s-cni-cncf-io", "/run/k8s.cni.cncf.io"),
+                        host("host-run-netns", "/run/netns/"),
+                    ],
+                },
+            },
+        },
+    }
+    return MultusManifests(crd=copy.deepcopy(NAD_CRD), service_account=sa, cluster_role=role,
+                           cluster_role_binding=binding, config_map=config_map, daemon_set=daemon_set)
+
+
+class MultusInstall(Construct):
+    """Multus on ``cluster``: the NAD CRD, RBAC, daemon config and the thick-plugin DaemonSet.
+
+    Applied as two ``KubernetesManifest`` resources so that CloudFormation orders them: the CRD
+    first (NADs added with ``add_network`` depend on it), then the rest. ``image`` defaults to the
+    pinned AWS build in the stack's region (``multus_image``).
+
+    Attributes: ``manifests`` (the dicts), ``crd_manifest`` and ``daemon_manifest`` (the
+    ``KubernetesManifest`` resources), ``networks`` (NAD name -> its ``KubernetesManifest``).
+    """
+
+    def __init__(
+        self, scope: Construct, id: str, *, cluster: eks.ICluster, image: str | None = None,
+        default_network_conf: str = "10-aws.conflist", log_level: MultusLogLevel = MultusLogLevel.ERROR,
+    ) -> None:
+        super().__init__(scope, id)
+        region = cdk.Stack.of(self).region
+        if image is None and cdk.Token.is_unresolved(region):
+            raise MultusConfigError("MultusInstall needs a stack with an explicit region, or pass image=...")
+        self.cluster = cluster
+        self.image = image or multus_image(region)
+        self.manifests = multus_manifests(image=self.image, default_network_conf=default_network_conf,
+                                          log_level=log_level)
+        self.crd_manifest = eks.KubernetesManifest(self, "Crd", cluster=cluster, manifest=[self.manifests.crd],
+                                                   overwrite=True)
+        self.daemon_manifest = eks.KubernetesManifest(
+            self, "Daemon", cluster=cluster, overwrite=True,
+            manifest=[*self.manifests.rbac_and_config(), self.manifests.daemon_set],
+        )
+        self.daemon_manifest.node.add_dependency(self.crd_manifest)
+        self.networks: dict[str, eks.KubernetesManifest] = {}
+
+    def add_network(self, nad: NetworkAttachmentDefinition) -> eks.KubernetesManifest:
+        """Apply ``nad`` after the CRD exists. The logical id follows the NAD's namespace and name."""
+        key = f"{nad.namespace or 'default'}/{nad.name}"
+        if key in self.networks:
+            raise MultusConfigError(f"NetworkAttachmentDefinition {key} is added twice")
+        resource = eks.KubernetesManifest(self, f"Nad-{nad.namespace or 'default'}-{nad.name}",
+                                          cluster=self.cluster, manifest=[nad.to_manifest()], overwrite=True)
+        resource.node.add_dependency(self.crd_manifest)
+        self.networks[key] = resource
+        return resource
+
+    def add_manifest(self, id: str, *manifests: dict[str, Any], after: Sequence[Construct] = ()) -> eks.KubernetesManifest:
+        """Apply further objects (e.g. a pod using the networks) after the Multus daemon and ``after``."""
+        resource = eks.KubernetesManifest(self, id, cluster=self.cluster, manifest=list(manifests), overwrite=True)
+        resource.node.add_dependency(self.daemon_manifest, *after)
+        return resource

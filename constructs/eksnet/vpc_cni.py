@@ -1,0 +1,280 @@
+"""The VPC CNI's modes as typed configuration, rendered into the vpc-cni add-on's ConfigurationValues.
+
+Why typed: the add-on takes a JSON document of environment variables whose names and string
+values ("true", "strict") are easy to get wrong and are only checked when EKS applies them, an
+hour into a deployment. Here each mode of the EKS best-practices guide is a frozen dataclass,
+combinations the CNI cannot run fail at synth with a message that says what to change, and
+``render`` produces the add-on's document (``env``, ``init.env``, ``enableNetworkPolicy``,
+``eniConfig``: the schema of ``aws eks describe-addon-configuration --addon-name vpc-cni``).
+
+Modes (seed 000, "Amazon VPC CNI and Configuration Modes"):
+
+* ``SecondaryIpMode``: one VPC address per pod from the ENIs' secondary IPs (IPv4 default);
+* ``PrefixMode``: /28 prefixes per ENI slot (``ENABLE_PREFIX_DELEGATION``), Nitro only; always the
+  mode of IPv6 clusters (a /80 per node);
+* ``PodSecurityGroups``: security groups per pod through trunk/branch ENIs (``ENABLE_POD_ENI``);
+* ``CustomNetworking``: pods in other subnets than their node, one ENIConfig per zone, created
+  by the add-on itself (``eniConfig.create``); IPv4 only;
+* the network policy agent (``enableNetworkPolicy``) and ``ANNOTATE_POD_IP`` (Calico reads it);
+* for IPv6 clusters, ``ENABLE_V4_EGRESS`` follows the VPC's ``PodIpv4Egress`` choice.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_cdk import Token
+
+from eksnet.vpc import PodIpv4Egress
+
+ZONE_LABEL = "topology.kubernetes.io/zone"
+_ZONE_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _check_target(owner: str, name: str, value: int | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{owner}.{name} must be a whole number >= 0 (or None to keep the CNI default), got {value!r}")
+
+
+@dataclass(frozen=True)
+class SecondaryIpMode:
+    """Secondary IP mode: each pod takes one secondary IPv4 address of a node ENI.
+
+    ``warm_eni_target`` (CNI default 1) keeps whole ENIs in reserve; ``warm_ip_target`` and
+    ``minimum_ip_target`` size the reserve in addresses instead, which the guide recommends for
+    clusters short of subnet space. None leaves the CNI's default.
+    """
+
+    warm_eni_target: int | None = None
+    warm_ip_target: int | None = None
+    minimum_ip_target: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("warm_eni_target", "warm_ip_target", "minimum_ip_target"):
+            _check_target("SecondaryIpMode", name, getattr(self, name))
+
+    def env(self) -> dict[str, str]:
+        found = {
+            "WARM_ENI_TARGET": self.warm_eni_target,
+            "WARM_IP_TARGET": self.warm_ip_target,
+            "MINIMUM_IP_TARGET": self.minimum_ip_target,
+        }
+        return {k: str(v) for k, v in found.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class PrefixMode:
+    """Prefix mode (prefix delegation): each ENI slot holds a /28 (16 addresses) instead of one address.
+
+    ``warm_prefix_target`` (CNI default 1) keeps whole prefixes in reserve; ``warm_ip_target`` /
+    ``minimum_ip_target`` are finer-grained. Needs Nitro instance types (checked per node group).
+    """
+
+    warm_prefix_target: int | None = None
+    warm_ip_target: int | None = None
+    minimum_ip_target: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("warm_prefix_target", "warm_ip_target", "minimum_ip_target"):
+            _check_target("PrefixMode", name, getattr(self, name))
+        if self.warm_prefix_target == 0 and not self.warm_ip_target and not self.minimum_ip_target:
+            raise ValueError(
+                "PrefixMode(warm_prefix_target=0) without warm_ip_target or minimum_ip_target keeps no address in "
+                "reserve and every new pod waits for EC2: set warm_ip_target, or keep warm_prefix_target's default"
+            )
+
+    def env(self) -> dict[str, str]:
+        found = {
+            "WARM_PREFIX_TARGET": self.warm_prefix_target,
+            "WARM_IP_TARGET": self.warm_ip_target,
+            "MINIMUM_IP_TARGET": self.minimum_ip_target,
+        }
+        return {"ENABLE_PREFIX_DELEGATION": "true", **{k: str(v) for k, v in found.items() if v is not None}}
+
+
+class SgEnforcingMode(enum.Enum):
+    """``POD_SECURITY_GROUP_ENFORCING_MODE``: strict (only the pod's groups apply; the default) or standard."""
+
+    STRICT = "strict"
+    STANDARD = "standard"
+
+
+@dataclass(frozen=True)
+class PodSecurityGroups:
+    """Security groups for pods: branch ENIs on a trunk ENI (``ENABLE_POD_ENI``), Nitro types outside the t family.
+
+    ``disable_tcp_early_demux`` sets the init container's ``DISABLE_TCP_EARLY_DEMUX`` so kubelet's
+    TCP liveness/readiness probes reach pods with their own groups (the guide's advice).
+    The cluster role gets ``AmazonEKSVPCResourceController``, which creates the trunk and branch ENIs.
+    """
+
+    enforcing_mode: SgEnforcingMode = SgEnforcingMode.STRICT
+    disable_tcp_early_demux: bool = True
+
+
+@dataclass(frozen=True)
+class EniSubnet:
+    """Where custom networking puts the pods of one zone: a subnet and the security groups of pod ENIs."""
+
+    subnet_id: str
+    security_group_ids: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "security_group_ids", tuple(self.security_group_ids))
+        if not self.subnet_id:
+            raise ValueError("EniSubnet.subnet_id is empty: give the pod subnet of this zone")
+        if not self.security_group_ids:
+            raise ValueError(f"EniSubnet({self.subnet_id}) needs at least one security group for the pod ENIs")
+        if len(self.security_group_ids) > 5:
+            raise ValueError(f"EniSubnet({self.subnet_id}): an ENIConfig takes at most 5 security groups")
+
+
+@dataclass(frozen=True)
+class CustomNetworking:
+    """Custom networking: pods use ENIs in ``subnets`` (zone name -> EniSubnet), not the node's subnet.
+
+    The add-on creates one ``ENIConfig`` per zone, named after the zone, and nodes pick theirs
+    through the ``topology.kubernetes.io/zone`` label (``ENI_CONFIG_LABEL_DEF``). IPv4 clusters only.
+    """
+
+    subnets: Mapping[str, EniSubnet]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "subnets", dict(self.subnets))
+        if not self.subnets:
+            raise ValueError("CustomNetworking needs one EniSubnet per availability zone of the node groups")
+        for zone in self.subnets:
+            if not Token.is_unresolved(zone) and not _ZONE_RE.match(zone):
+                raise ValueError(f"CustomNetworking: {zone!r} is not an availability zone name such as eu-central-1a")
+
+
+@dataclass(frozen=True)
+class VpcCniConfig:
+    """The VPC CNI add-on's configuration: one allocation mode plus optional features.
+
+    ``ip_allocation`` None means the IP family's default: secondary IP mode for IPv4, prefix mode
+    for IPv6 (the only mode IPv6 has). ``enable_network_policy`` turns on the CNI's network policy
+    agent; ``annotate_pod_ip`` makes the CNI annotate each pod with its IP (Calico's kube-controllers
+    read it to react faster). ``extra_env`` passes further CNI variables the types here do not cover;
+    it may not override a variable a typed field sets.
+    """
+
+    ip_allocation: SecondaryIpMode | PrefixMode | None = None
+    pod_security_groups: PodSecurityGroups | None = None
+    custom_networking: CustomNetworking | None = None
+    enable_network_policy: bool = False
+    annotate_pod_ip: bool = False
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "extra_env", dict(self.extra_env))
+        for k, v in self.extra_env.items():
+            if not re.match(r"^[A-Z][A-Z0-9_]*$", k) or not isinstance(v, str):
+                raise ValueError(f"VpcCniConfig.extra_env: {k!r}={v!r} must be an upper-case name with a string value")
+
+    def prefix_delegation(self, *, ipv6: bool) -> bool:
+        """Whether pods get prefixes: always on IPv6, else when PrefixMode is chosen."""
+        return ipv6 or isinstance(self.ip_allocation, PrefixMode)
+
+    def validate(self, *, ipv6: bool) -> None:
+        """Refuse combinations the VPC CNI cannot run on this IP family."""
+        if ipv6 and isinstance(self.ip_allocation, SecondaryIpMode):
+            raise ValueError(
+                "IPv6 clusters always use prefix mode (a /80 per node): drop ip_allocation or use PrefixMode()"
+            )
+        if ipv6 and self.custom_networking is not None:
+            raise ValueError(
+                "custom networking is not supported on IPv6 clusters (pods already get their own /80 per node): "
+                "drop custom_networking or use an IPv4 cluster"
+            )
+
+    def render(self, *, ipv6: bool, pod_ipv4_egress: PodIpv4Egress, region: str) -> dict[str, Any]:
+        """The add-on's ConfigurationValues document for a cluster of this IP family."""
+        self.validate(ipv6=ipv6)
+        env: dict[str, str] = {}
+        allocation = self.ip_allocation or (PrefixMode() if ipv6 else SecondaryIpMode())
+        env.update(allocation.env())
+        if ipv6:
+            env["ENABLE_IPv6"] = "true"
+            env["ENABLE_IPv4"] = "false"
+            env["ENABLE_PREFIX_DELEGATION"] = "true"
+            env["ENABLE_V4_EGRESS"] = _flag(pod_ipv4_egress is PodIpv4Egress.NODE_SNAT)
+        doc: dict[str, Any] = {}
+        if self.pod_security_groups is not None:
+            env["ENABLE_POD_ENI"] = "true"
+            env["POD_SECURITY_GROUP_ENFORCING_MODE"] = self.pod_security_groups.enforcing_mode.value
+            if self.pod_security_groups.disable_tcp_early_demux:
+                doc["init"] = {"env": {"DISABLE_TCP_EARLY_DEMUX": "true"}}
+        if self.custom_networking is not None:
+            env["AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG"] = "true"
+            env["ENI_CONFIG_LABEL_DEF"] = ZONE_LABEL
+            doc["eniConfig"] = {
+                "create": True,
+                "region": region,
+                "subnets": {
+                    zone: {"id": s.subnet_id, "securityGroups": list(s.security_group_ids)}
+                    for zone, s in self.custom_networking.subnets.items()
+                },
+            }
+        if self.annotate_pod_ip:
+            env["ANNOTATE_POD_IP"] = "true"
+        clash = sorted(set(self.extra_env) & set(env))
+        if clash:
+            raise ValueError(f"VpcCniConfig.extra_env sets {clash}, which typed fields already set: use those fields")
+        env.update(self.extra_env)
+        doc["env"] = dict(sorted(env.items()))
+        doc["enableNetworkPolicy"] = _flag(self.enable_network_policy)
+        return doc
+
+
+_K8S_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def security_group_policy(
+    name: str,
+    namespace: str,
+    *,
+    security_group_ids: tuple[str, ...] | list[str],
+    pod_labels: Mapping[str, str] | None = None,
+    service_account_labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A ``SecurityGroupPolicy`` (vpcresources.k8s.aws/v1beta1): these security groups on matching pods' ENIs.
+
+    Select pods by their labels, their service account's labels, or both (ANDed by the controller).
+    The VPC resource controller applies it only where security groups for pods are on
+    (``VpcCniConfig.pod_security_groups``); ``EksCluster.add_security_group_policy`` checks that.
+    """
+    if not _K8S_NAME_RE.match(name) or len(name) > 253:
+        raise ValueError(f"SecurityGroupPolicy name {name!r} is not a valid Kubernetes name (lower-case DNS subdomain)")
+    if not _K8S_NAME_RE.match(namespace) or len(namespace) > 63:
+        raise ValueError(f"namespace {namespace!r} is not a valid Kubernetes namespace name")
+    groups = list(security_group_ids)
+    if not 1 <= len(groups) <= 16:
+        raise ValueError(f"SecurityGroupPolicy {name}: give 1 to 16 security group ids, got {len(groups)}")
+    if pod_labels is None and service_account_labels is None:
+        raise ValueError(
+            f"SecurityGroupPolicy {name}: give pod_labels and/or service_account_labels; without a selector "
+            "the policy matches no pod"
+        )
+    spec: dict[str, Any] = {}
+    if pod_labels is not None:
+        spec["podSelector"] = {"matchLabels": dict(pod_labels)}
+    if service_account_labels is not None:
+        spec["serviceAccountSelector"] = {"matchLabels": dict(service_account_labels)}
+    spec["securityGroups"] = {"groupIds": groups}
+    return {
+        "apiVersion": "vpcresources.k8s.aws/v1beta1",
+        "kind": "SecurityGroupPolicy",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }

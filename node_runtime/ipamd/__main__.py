@@ -1,0 +1,60 @@
+"""``eksnet-ipamd``: run the daemon in the foreground, or ask a running one for its status/metrics.
+
+    eksnet-ipamd [--config FILE] [--socket PATH] [--state-dir DIR] [--cooldown S] ...
+    eksnet-ipamd status|metrics|reconcile [--socket PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="eksnet-ipamd", description="eksnet IPAM daemon")
+    p.add_argument("command", nargs="?", default="serve", choices=["serve", "status", "metrics", "reconcile"])
+    p.add_argument("--config", help="JSON config file (default /etc/eksnet/ipamd.json if present)")
+    p.add_argument("--socket", help="unix socket path (default /run/eksnet/ipamd.sock)")
+    p.add_argument("--state-dir", dest="state_dir", help="lease database directory (default /var/lib/eksnet/ipamd)")
+    p.add_argument("--cooldown", dest="cooldown_seconds", type=float, help="seconds before a released address is reused")
+    p.add_argument("--reconcile-interval", dest="reconcile_interval_seconds", type=float)
+    p.add_argument("--reconcile-grace", dest="reconcile_grace_seconds", type=float)
+    p.add_argument("--metrics-listen", dest="metrics_listen", help="HOST:PORT for GET /metrics")
+    p.add_argument("--workers", type=int, help="netlink worker threads (default 16)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .config import ConfigError, load
+
+    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+    try:
+        config = load(args.config, overrides)
+    except ConfigError as exc:
+        print(f"eksnet-ipamd: {exc}", file=sys.stderr)
+        return 2
+    if args.command != "serve":
+        from .server import control
+
+        try:
+            code, out = control(config.socket, args.command)
+        except OSError as exc:
+            print(f"eksnet-ipamd: cannot reach the daemon at {config.socket}: {exc}", file=sys.stderr)
+            return 1
+        sys.stdout.write(out.decode())
+        return code
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from .server import run
+
+    try:
+        run(config)
+    except OSError as exc:
+        print(f"eksnet-ipamd: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

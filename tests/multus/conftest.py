@@ -1,0 +1,73 @@
+"""Fixtures of the Multus tests: a network namespace standing for a fresh node, with a fake IMDSv2 inside it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from eksnet.node_bootstrap import MultusInterfaces
+
+HERE = Path(__file__).parent
+MAC1, MAC2, MAC0 = "0a:00:5e:00:00:01", "0a:00:5e:00:00:02", "0a:00:5e:00:00:00"
+
+
+def sh(*args: str) -> str:
+    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def node(tmp_path):
+    """A namespace standing for a fresh node: eth1/eth2 are the attached Multus ENIs (down, kernel names), with
+    MACs MAC1/MAC2 that the fake IMDS lists at device numbers 1 and 2; eth1 has two delegated IPv4 /28 prefixes
+    and one IPv6 /80. Files the script writes go under ``node["root"]``."""
+    if os.geteuid() != 0:
+        pytest.fail("needs root to create network namespaces (CI runs as root, see TESTING.md)")
+    ns = f"emib{uuid.uuid4().hex[:8]}"
+    sh("ip", "netns", "add", ns)
+    server = None
+    try:
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        for name, peer, mac in (("eth1", "peer1", MAC1), ("eth2", "peer2", MAC2)):
+            sh("ip", "-n", ns, "link", "add", name, "address", mac, "type", "veth", "peer", "name", peer)
+        imds = {
+            MAC0: {"device-number": "0"},
+            MAC1: {"device-number": "1", "ipv4-prefix": "10.0.96.16/28\n10.0.96.48/28",
+                   "ipv6-prefix": "2600:1f14:1:2:3::/80"},
+            MAC2: {"device-number": "2"},
+        }
+        (tmp_path / "imds.json").write_text(json.dumps(imds))
+        port = 18000 + int(uuid.uuid4().hex[:3], 16) % 1000
+        server = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, str(HERE / "fake_imds.py"), str(port),
+                                   str(tmp_path / "imds.json")])
+        for _ in range(100):
+            if subprocess.run(["ip", "netns", "exec", ns, "curl", "-s", "-o", "/dev/null", "-X", "PUT", "-H",
+                               "X-aws-ec2-metadata-token-ttl-seconds: 5", f"http://127.0.0.1:{port}/latest/api/token"],
+                              capture_output=True).returncode == 0:
+                break
+            time.sleep(0.05)
+        root = tmp_path / "root"
+        root.mkdir()
+        yield {"ns": ns, "imds": f"http://127.0.0.1:{port}", "root": root}
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@pytest.fixture
+def run_interfaces(node):
+    """Runs ``MultusInterfaces(...).script()`` in the node namespace against the fake IMDS; returns the process."""
+    def run(interfaces: MultusInterfaces) -> subprocess.CompletedProcess:
+        script = node["root"] / "eksnet-multus-interfaces"
+        script.write_text(interfaces.script())
+        env = {"PATH": os.environ["PATH"], "EKSNET_IMDS": node["imds"], "EKSNET_ROOT": str(node["root"])}
+        return subprocess.run(["ip", "netns", "exec", node["ns"], "bash", str(script)], env=env,
+                              capture_output=True, text=True, timeout=60)
+    return run

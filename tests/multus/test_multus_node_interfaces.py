@@ -1,0 +1,95 @@
+"""The node's Multus interface script, run for real in a network namespace made for each test, against a fake
+IMDSv2 (``fake_imds.py``) served inside that namespace; files it writes go under a temporary root."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+from eksnet.node_bootstrap import MultusInterfaces, RpFilter
+
+MAC1, MAC2 = "0a:00:5e:00:00:01", "0a:00:5e:00:00:02"  # as the node fixture (conftest.py) sets them
+
+
+def sh(*args: str) -> str:
+    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
+
+
+def link(node, name: str) -> dict:
+    return json.loads(sh("ip", "-n", node["ns"], "-j", "link", "show", "dev", name))[0]
+
+
+def rp_filter(node, name: str) -> str:
+    return sh("ip", "netns", "exec", node["ns"], "cat", f"/proc/sys/net/ipv4/conf/{name}/rp_filter").strip()
+
+
+def test_enis_are_renamed_by_device_index_and_brought_up(node, run_interfaces):
+    proc = run_interfaces(MultusInterfaces(device_indexes=(1, 2), wait_seconds=5))
+    assert proc.returncode == 0, proc.stderr
+    assert link(node, "multus1")["address"] == MAC1
+    assert link(node, "multus2")["address"] == MAC2
+    assert "UP" in link(node, "multus1")["flags"] and "UP" in link(node, "multus2")["flags"]
+
+
+@pytest.mark.parametrize("mode", list(RpFilter))
+def test_rp_filter_is_set_on_each_interface(node, run_interfaces, mode):
+    assert run_interfaces(MultusInterfaces(rp_filter=mode, wait_seconds=5)).returncode == 0
+    assert rp_filter(node, "multus1") == str(mode.value)
+
+
+def test_networkd_is_told_to_leave_the_enis_alone(node, run_interfaces):
+    assert run_interfaces(MultusInterfaces(device_indexes=(1, 2), wait_seconds=5)).returncode == 0
+    unit = (node["root"] / "etc/systemd/network/05-eksnet-multus1.network").read_text()
+    assert f"MACAddress={MAC1}" in unit and "Unmanaged=yes" in unit
+
+
+def test_ipamd_pools_come_from_each_enis_delegated_prefixes(node, run_interfaces):
+    assert run_interfaces(MultusInterfaces(device_indexes=(1, 2), wait_seconds=5)).returncode == 0
+    config = json.loads((node["root"] / "etc/eksnet/ipamd.json").read_text())
+    assert config == {"pools": {"multus1": {"ranges": [
+        [{"subnet": "10.0.96.16/28"}, {"subnet": "10.0.96.48/28"}],
+        [{"subnet": "2600:1f14:1:2:3::/80"}],
+    ]}}}
+
+
+def test_no_ipamd_config_when_pools_are_off(node, run_interfaces):
+    assert run_interfaces(MultusInterfaces(ipam_pools=False, wait_seconds=5)).returncode == 0
+    assert not (node["root"] / "etc/eksnet/ipamd.json").exists()
+
+
+def test_running_again_changes_nothing(node, run_interfaces):
+    interfaces = MultusInterfaces(device_indexes=(1, 2), wait_seconds=5)
+    assert run_interfaces(interfaces).returncode == 0
+    first = (node["root"] / "etc/eksnet/ipamd.json").read_text()
+    proc = run_interfaces(interfaces)
+    assert proc.returncode == 0, proc.stderr
+    assert link(node, "multus1")["address"] == MAC1
+    assert (node["root"] / "etc/eksnet/ipamd.json").read_text() == first
+
+
+def test_a_missing_eni_fails_after_the_wait_but_the_others_are_configured(node, run_interfaces):
+    started = time.monotonic()
+    proc = run_interfaces(MultusInterfaces(device_indexes=(1, 3), wait_seconds=2))
+    assert proc.returncode == 1
+    assert "device 3: no Multus ENI after 2s" in proc.stderr
+    assert time.monotonic() - started < 30
+    assert link(node, "multus1")["address"] == MAC1
+
+
+def test_an_eni_attached_during_the_wait_is_picked_up(node, run_interfaces):
+    # The lifecycle-hook Lambda attaches ENIs while the node boots: the script must wait for them.
+    sh("ip", "-n", node["ns"], "link", "set", "eth2", "name", "hidden2")
+    sh("ip", "-n", node["ns"], "link", "set", "hidden2", "address", "0a:00:5e:00:00:99")
+    script = node["root"] / "eksnet-multus-interfaces"
+    script.write_text(MultusInterfaces(device_indexes=(2,), wait_seconds=20).script())
+    env = {"PATH": os.environ["PATH"], "EKSNET_IMDS": node["imds"], "EKSNET_ROOT": str(node["root"])}
+    proc = subprocess.Popen(["ip", "netns", "exec", node["ns"], "bash", str(script)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    sh("ip", "-n", node["ns"], "link", "set", "hidden2", "address", MAC2)  # "attached" now
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert link(node, "multus2")["address"] == MAC2

@@ -1,0 +1,269 @@
+"""The one place where moto 5.2.5 is extended with what our code needs and moto lacks.
+
+moto's backends are plain Python objects living in the same process as
+``ThreadedMotoServer``, so each extension adds or wraps one response method with
+AWS's documented semantics and leaves every other call on moto as it is. Call
+``install()`` before starting the server (it is idempotent). The extensions:
+
+1. ``autoscaling:CompleteLifecycleAction`` and ``RecordLifecycleActionHeartbeat``
+   (moto: HTTP 500). moto's hooks never put an instance in a wait state, so a test
+   opens the wait itself with ``start_lifecycle_action`` (what Auto Scaling does when
+   an instance enters ``Pending:Wait`` / ``Terminating:Wait``) and reads the recorded
+   completions with ``lifecycle_actions``. As on AWS: the result must be CONTINUE or
+   ABANDON, the action is found by token or instance id, and completing an action
+   that is not (or no longer) waiting is a ``ValidationError`` ("No active Lifecycle
+   Action found ...").
+2. ``ec2:ModifyNetworkInterfaceAttribute`` with ``Attachment.DeleteOnTermination``
+   (moto: accepted, not stored): stored on the ENI, shown in its ``Attachment``, and
+   honoured by moto's own instance termination.
+3. ``ec2:AttachNetworkInterface`` (moto: overwrites silently): refused, as AWS does,
+   when the device index of the instance is taken, when the interface is already
+   attached, or when the interface and the instance are in different zones.
+4. ``ec2:DeleteNetworkInterface`` (moto: deletes an attached ENI):
+   ``InvalidNetworkInterface.InUse`` while the interface is attached.
+5. Prefix delegation on ``ec2:CreateNetworkInterface`` (moto: ``Ipv4PrefixCount`` /
+   ``Ipv6PrefixCount`` ignored): delegates that many free /28 (IPv4) and /80 (IPv6)
+   prefixes of the subnet, shown as ``Ipv4Prefixes`` / ``Ipv6Prefixes``.
+6. ``ClientToken`` on ``ec2:CreateNetworkInterface`` (moto: ignored): a repeated token
+   returns the interface the first request created instead of a new one (EC2's
+   idempotency contract).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import uuid
+from dataclasses import dataclass, field
+
+from moto.autoscaling.exceptions import ValidationError
+from moto.autoscaling.models import autoscaling_backends
+from moto.autoscaling.responses import AutoScalingResponse
+from moto.core.responses import ActionResult, EmptyResult
+from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.responses.elastic_network_interfaces import ElasticNetworkInterfaces
+
+DEFAULT_ACCOUNT = "123456789012"
+_LOCK = threading.RLock()
+_INSTALLED = False
+_ORIGINAL: dict[str, object] = {}
+
+
+# --- 1. lifecycle actions ------------------------------------------------------------------------------------------
+
+@dataclass
+class LifecycleAction:
+    group: str
+    hook: str
+    instance_id: str
+    token: str
+    result: str | None = None
+    heartbeats: int = 0
+
+
+@dataclass
+class LifecycleActions:
+    """Per account and region: the actions waiting for completion and those completed, in order."""
+
+    waiting: list[LifecycleAction] = field(default_factory=list)
+    completed: list[LifecycleAction] = field(default_factory=list)
+
+    def results_for(self, instance_id: str) -> list[str]:
+        return [a.result for a in self.completed if a.instance_id == instance_id]
+
+
+def lifecycle_actions(region: str, account: str = DEFAULT_ACCOUNT) -> LifecycleActions:
+    backend = autoscaling_backends[account][region]
+    with _LOCK:
+        if not hasattr(backend, "_eksnet_lifecycle_actions"):
+            backend._eksnet_lifecycle_actions = LifecycleActions()
+        return backend._eksnet_lifecycle_actions
+
+
+def start_lifecycle_action(region: str, group: str, hook: str, instance_id: str,
+                           account: str = DEFAULT_ACCOUNT) -> str:
+    """Put ``instance_id`` in the wait state of ``hook`` (which must exist on ``group``); returns the action token."""
+    backend = autoscaling_backends[account][region]
+    if not backend.describe_lifecycle_hooks(group, [hook]):
+        raise ValueError(f"no lifecycle hook {hook!r} on Auto Scaling group {group!r}")
+    token = str(uuid.uuid4())
+    state = lifecycle_actions(region, account)
+    with _LOCK:
+        state.waiting.append(LifecycleAction(group=group, hook=hook, instance_id=instance_id, token=token))
+    return token
+
+
+def _find_waiting(resp: AutoScalingResponse) -> LifecycleAction:
+    group = resp._get_param("AutoScalingGroupName")
+    hook = resp._get_param("LifecycleHookName")
+    token = resp._get_param("LifecycleActionToken")
+    instance_id = resp._get_param("InstanceId")
+    if not token and not instance_id:
+        raise ValidationError("Either LifecycleActionToken or InstanceId must be specified")
+    if not resp.autoscaling_backend.describe_lifecycle_hooks(group, [hook]):
+        raise ValidationError(f"No Lifecycle Hook found with name {hook} for group {group}")
+    state = lifecycle_actions(resp.region, resp.current_account)
+    for action in state.waiting:
+        if action.group == group and action.hook == hook and (
+            action.token == token if token else action.instance_id == instance_id
+        ):
+            return action
+    which = f"token {token}" if token else f"instance ID {instance_id}"
+    raise ValidationError(f"No active Lifecycle Action found with {which}")
+
+
+def _complete_lifecycle_action(self: AutoScalingResponse) -> EmptyResult:
+    result = self._get_param("LifecycleActionResult")
+    if result not in ("CONTINUE", "ABANDON"):
+        raise ValidationError(f"Invalid LifecycleActionResult {result!r}: must be CONTINUE or ABANDON")
+    state = lifecycle_actions(self.region, self.current_account)
+    with _LOCK:
+        action = _find_waiting(self)
+        state.waiting.remove(action)
+        action.result = result
+        state.completed.append(action)
+    return EmptyResult()
+
+
+def _record_lifecycle_action_heartbeat(self: AutoScalingResponse) -> EmptyResult:
+    with _LOCK:
+        _find_waiting(self).heartbeats += 1
+    return EmptyResult()
+
+
+# --- 2-4. ENI attachment semantics ---------------------------------------------------------------------------------
+
+def _eni(resp: ElasticNetworkInterfaces, eni_id: str):
+    return resp.ec2_backend.get_network_interface(eni_id)
+
+
+def _modify_network_interface_attribute(self: ElasticNetworkInterfaces):
+    attachment_id = self._get_param("Attachment.AttachmentId")
+    delete_on_termination = self._get_param("Attachment.DeleteOnTermination")
+    if attachment_id is not None or delete_on_termination is not None:
+        eni = _eni(self, self._get_param("NetworkInterfaceId"))
+        if not eni.attachment_id or eni.attachment_id != attachment_id:
+            raise EC2ClientError("InvalidAttachmentID.NotFound",
+                                 f"The attachment ID '{attachment_id}' does not exist")
+        eni.delete_on_termination = str(delete_on_termination).lower() == "true"
+    return _ORIGINAL["modify_network_interface_attribute"](self)
+
+
+def _attach_network_interface(self: ElasticNetworkInterfaces):
+    eni_id = self._get_param("NetworkInterfaceId")
+    instance_id = self._get_param("InstanceId")
+    device_index = int(self._get_param("DeviceIndex"))
+    eni = _eni(self, eni_id)
+    instance = self.ec2_backend.get_instance(instance_id)
+    if eni.instance is not None:
+        raise EC2ClientError("InvalidNetworkInterface.InUse", f"Interface: [{eni_id}] in use.")
+    if device_index in instance.nics:
+        raise EC2ClientError(
+            "InvalidParameterValue",
+            f"Instance '{instance_id}' already has an interface attached at device index '{device_index}'.",
+        )
+    if eni.subnet.availability_zone != instance.availability_zone:
+        raise EC2ClientError(
+            "InvalidParameterCombination",
+            "You may not attach a network interface to an instance if they are not in the same availability zone",
+        )
+    return _ORIGINAL["attach_network_interface"](self)
+
+
+def _delete_network_interface(self: ElasticNetworkInterfaces):
+    eni_id = self._get_param("NetworkInterfaceId")
+    eni = _eni(self, eni_id)
+    if eni.instance is not None:
+        raise EC2ClientError("InvalidNetworkInterface.InUse", f"The network interface '{eni_id}' is currently in use.")
+    return _ORIGINAL["delete_network_interface"](self)
+
+
+# --- 5. prefix delegation ------------------------------------------------------------------------------------------
+
+def _taken_in_subnet(backend, subnet) -> tuple[set, list]:
+    addresses, prefixes = set(), []
+    for other in backend.enis.values():
+        if other.subnet is not subnet:
+            continue
+        for a in other.private_ip_addresses:
+            addresses.add(ipaddress.ip_address(a["PrivateIpAddress"]))
+        addresses.update(ipaddress.ip_address(a) for a in other.ipv6_addresses if a)
+        prefixes += [ipaddress.ip_network(p["Ipv4Prefix"]) for p in getattr(other, "ipv4_prefixes", [])]
+        prefixes += [ipaddress.ip_network(p["Ipv6Prefix"]) for p in getattr(other, "ipv6_prefixes", [])]
+    return addresses, prefixes
+
+
+def _free_prefixes(cidr: ipaddress._BaseNetwork, new_prefix: int, count: int, taken: tuple[set, list],
+                   reserved: int) -> list:
+    addresses, prefixes = taken
+    found = []
+    for candidate in cidr.subnets(new_prefix=new_prefix):
+        if len(found) == count:
+            break
+        # AWS reserves the first addresses of a subnet: a prefix may not hold them, nor an address in use.
+        if int(candidate.network_address) - int(cidr.network_address) < reserved:
+            continue
+        if any(a in candidate for a in addresses) or any(candidate.overlaps(p) for p in prefixes + found):
+            continue
+        found.append(candidate)
+    if len(found) < count:
+        raise EC2ClientError("InsufficientCidrBlocks",
+                             "There are not enough free cidr blocks in the specified subnet to satisfy the request.")
+    return found
+
+
+def _create_network_interface(self: ElasticNetworkInterfaces):
+    token = self._get_param("ClientToken")
+    with _LOCK:  # one creation per client token, even for concurrent requests
+        tokens = self.ec2_backend.__dict__.setdefault("_eksnet_eni_client_tokens", {})
+        if token and token in tokens:
+            return ActionResult({"NetworkInterface": tokens[token]})
+        result = _create_with_prefixes(self)
+        if token:
+            tokens[token] = result.result["NetworkInterface"]
+        return result
+
+
+def _create_with_prefixes(self: ElasticNetworkInterfaces):
+    v4_count = self._get_int_param("Ipv4PrefixCount", 0)
+    v6_count = self._get_int_param("Ipv6PrefixCount", 0)
+    result = _ORIGINAL["create_network_interface"](self)
+    if not (v4_count or v6_count):
+        return result
+    eni = result.result["NetworkInterface"]
+    subnet = eni.subnet
+    try:
+        with _LOCK:
+            taken = _taken_in_subnet(self.ec2_backend, subnet)
+            v4 = _free_prefixes(ipaddress.ip_network(subnet.cidr_block), 28, v4_count, taken, 4) if v4_count else []
+            v6_blocks = [a["ipv6CidrBlock"] for a in subnet.ipv6_cidr_block_associations.values()]
+            if v6_count and not v6_blocks:
+                raise EC2ClientError("InvalidParameterValue", f"Subnet {subnet.id} has no IPv6 CIDR block")
+            v6 = _free_prefixes(ipaddress.ip_network(v6_blocks[0]), 80, v6_count, taken, 4) if v6_count else []
+            eni.ipv4_prefixes = [{"Ipv4Prefix": str(p)} for p in v4]
+            eni.ipv6_prefixes = [{"Ipv6Prefix": str(p)} for p in v6]
+    except EC2ClientError:
+        self.ec2_backend.delete_network_interface(eni.id)  # AWS creates nothing when the request fails
+        raise
+    return result
+
+
+# --- installation --------------------------------------------------------------------------------------------------
+
+def install() -> None:
+    """Patch moto's response classes once per process (before or after the server starts: dispatch is per request)."""
+    global _INSTALLED
+    with _LOCK:
+        if _INSTALLED:
+            return
+        AutoScalingResponse.complete_lifecycle_action = _complete_lifecycle_action
+        AutoScalingResponse.record_lifecycle_action_heartbeat = _record_lifecycle_action_heartbeat
+        for name, wrapper in (
+            ("modify_network_interface_attribute", _modify_network_interface_attribute),
+            ("attach_network_interface", _attach_network_interface),
+            ("delete_network_interface", _delete_network_interface),
+            ("create_network_interface", _create_network_interface),
+        ):
+            _ORIGINAL[name] = getattr(ElasticNetworkInterfaces, name)
+            setattr(ElasticNetworkInterfaces, name, wrapper)
+        _INSTALLED = True
