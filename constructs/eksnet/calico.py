@@ -41,9 +41,9 @@ import aws_cdk as cdk
 from aws_cdk import aws_eks_v2 as eks
 
 from constructs import Construct
-from eksnet.cluster import CNI_NAMESPACE, CNI_SERVICE_ACCOUNT, EksCluster
+from eksnet.cluster import EksCluster
 from eksnet.vpc import PodIpv4Egress
-from eksnet.vpc_cni import VpcCniConfig
+from eksnet.vpc_cni import VpcCniConfig, annotate_pod_ip_rbac  # noqa: F401  (re-exported: the RBAC Calico relies on)
 
 # Calico release and its tigera-operator chart (operator v1.38.6); pinned, bumped deliberately.
 CALICO_VERSION = "v3.30.3"
@@ -52,7 +52,6 @@ CHART_NAME = "tigera-operator"
 OPERATOR_NAMESPACE = "tigera-operator"
 
 INSTALLATION_API_VERSION = "operator.tigera.io/v1"
-ANNOTATE_POD_IP_ROLE = "eksnet-aws-node-annotate-pod-ip"
 WARNING_ID = "eksnet:calico-ipv6-v4-egress"
 
 
@@ -97,26 +96,6 @@ def installation(*, registry: str | None = None) -> dict[str, Any]:
             "spec": spec}
 
 
-def annotate_pod_ip_rbac() -> list[dict[str, Any]]:
-    """The ``patch pods`` permission ``ANNOTATE_POD_IP`` needs, for the VPC CNI's service account.
-
-    AWS's documentation adds the rule to the ``aws-node`` ClusterRole; that role belongs to the
-    vpc-cni add-on (an update may rewrite it), so the rule gets its own ClusterRole and binding.
-    """
-    role = {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": {"name": ANNOTATE_POD_IP_ROLE, "labels": {"app.kubernetes.io/managed-by": "eksnet"}},
-        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]}],
-    }
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": ANNOTATE_POD_IP_ROLE, "labels": {"app.kubernetes.io/managed-by": "eksnet"}},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": ANNOTATE_POD_IP_ROLE},
-        "subjects": [{"kind": "ServiceAccount", "name": CNI_SERVICE_ACCOUNT, "namespace": CNI_NAMESPACE}],
-    }
-    return [role, binding]
-
-
 def operator_values(*, api_server: bool = False, whisker: bool = False) -> dict[str, Any]:
     """Helm values of the tigera-operator chart: the operator and its CRDs, no chart-made Installation.
 
@@ -147,7 +126,7 @@ class Calico(Construct):
       (at most 14 minutes, under the kubectl Lambda's 15).
 
     Attributes: ``chart`` (``HelmChart``), ``installation`` (the manifest dict),
-    ``installation_manifest`` and ``rbac`` (``KubernetesManifest``), ``ready``
+    ``installation_manifest`` (``KubernetesManifest``), ``rbac`` (the cluster's ANNOTATE_POD_IP RBAC), ``ready``
     (``KubernetesObjectValue``; ``ready.value`` is the running Calico version). Make workloads
     and policies depend on ``ready`` so they are applied once Calico enforces them.
 
@@ -198,7 +177,8 @@ class Calico(Construct):
             )
 
         k8s = cluster.cluster
-        self.rbac = eks.KubernetesManifest(self, "AnnotatePodIpRbac", cluster=k8s, manifest=annotate_pod_ip_rbac())
+        # The cluster applies the RBAC with ANNOTATE_POD_IP (checked above); the readiness wait needs it too.
+        self.rbac = cluster.annotate_pod_ip_rbac
         self.chart = eks.HelmChart(
             self, "Operator",
             cluster=k8s,

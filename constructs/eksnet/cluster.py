@@ -32,7 +32,13 @@ from constructs import Construct
 from eksnet import max_pods as _max_pods
 from eksnet import nag
 from eksnet.vpc import PodIpv4Egress
-from eksnet.vpc_cni import VpcCniConfig, security_group_policy
+from eksnet.vpc_cni import (
+    CNI_NAMESPACE,
+    CNI_SERVICE_ACCOUNT,
+    VpcCniConfig,
+    annotate_pod_ip_rbac,
+    security_group_policy,
+)
 
 ALL_LOG_TYPES: tuple[eks.ClusterLoggingTypes, ...] = (
     eks.ClusterLoggingTypes.API,
@@ -56,8 +62,6 @@ IPV6_CNI_ACTIONS: tuple[str, ...] = (
     "ec2:ModifyNetworkInterfaceAttribute",
 )
 
-CNI_SERVICE_ACCOUNT = "aws-node"
-CNI_NAMESPACE = "kube-system"
 _AL2023_PREFIX = "AL2023_"
 _CLUSTER_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
 
@@ -349,6 +353,12 @@ class EksCluster(Construct):
                 self, cid, cluster=self.cluster, addon_name=name, addon_version=versions.pop(name, None)
             )
         # coredns needs a node to become healthy, and nodes need vpc-cni: only vpc-cni and kube-proxy gate nodes.
+        # ANNOTATE_POD_IP without its RBAC would leave aws-node failing to patch pods: apply them together.
+        self.annotate_pod_ip_rbac: eks.KubernetesManifest | None = None
+        if self.vpc_cni.annotate_pod_ip:
+            self.annotate_pod_ip_rbac = eks.KubernetesManifest(
+                self, "AnnotatePodIpRbac", cluster=self.cluster, manifest=annotate_pod_ip_rbac()
+            )
 
         # --- nodes -----------------------------------------------------------------------------------
         self.node_role = iam.Role(

@@ -32,6 +32,9 @@ from aws_cdk import Token
 from eksnet.vpc import PodIpv4Egress
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
+CNI_SERVICE_ACCOUNT = "aws-node"
+CNI_NAMESPACE = "kube-system"
+ANNOTATE_POD_IP_ROLE = "eksnet-aws-node-annotate-pod-ip"
 _ZONE_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
 
 
@@ -278,3 +281,24 @@ def security_group_policy(
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     }
+
+
+def annotate_pod_ip_rbac() -> list[dict[str, Any]]:
+    """The ``patch pods`` permission ``ANNOTATE_POD_IP`` needs, for the VPC CNI's service account.
+
+    AWS's documentation adds the rule to the ``aws-node`` ClusterRole; that role belongs to the
+    vpc-cni add-on (an update may rewrite it), so the rule gets its own ClusterRole and binding.
+    ``EksCluster`` applies it whenever ``annotate_pod_ip`` is on, whoever asked for the annotation.
+    """
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": ANNOTATE_POD_IP_ROLE, "labels": {"app.kubernetes.io/managed-by": "eksnet"}},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]}],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": ANNOTATE_POD_IP_ROLE, "labels": {"app.kubernetes.io/managed-by": "eksnet"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": ANNOTATE_POD_IP_ROLE},
+        "subjects": [{"kind": "ServiceAccount", "name": CNI_SERVICE_ACCOUNT, "namespace": CNI_NAMESPACE}],
+    }
+    return [role, binding]

@@ -66,6 +66,20 @@ def test_the_ipv4_cluster_is_ready_for_calico(templates):
     assert doc["env"]["ANNOTATE_POD_IP"] == "true" and doc["enableNetworkPolicy"] == "false"
 
 
+def _manifest_kinds(template: dict) -> list[str]:
+    return [doc["kind"] for _, p in props(template, "Custom::AWSCDK-EKS-KubernetesResource")
+            for doc in json.loads(p["Manifest"])]
+
+
+def test_annotating_pod_ips_brings_the_rbac_that_lets_aws_node_patch_pods(templates):
+    kinds = _manifest_kinds(templates["EksnetIpv4Cluster"])
+    assert kinds.count("ClusterRole") == 1 and kinds.count("ClusterRoleBinding") == 1
+
+
+def test_without_pod_ip_annotation_no_rbac_is_added(templates):
+    assert "ClusterRoleBinding" not in _manifest_kinds(templates["EksnetIpv6Cluster"])
+
+
 def test_the_default_app_runs_the_eksnet_eks_gate(tmp_path, monkeypatch):
     monkeypatch.setattr(main, "SCENARIOS", ())
     app = main.build_app(outdir=str(tmp_path / "out"))

@@ -116,8 +116,7 @@ def test_readiness_waits_for_the_operator_to_report_calico_available(template):
     assert (props["ObjectType"], props["ObjectName"], props["JsonPath"]) == (
         "installations.operator.tigera.io", "default", ".status.calicoVersion")
     install, _ = _by_kind(template, "Installation")
-    rbac, _ = _by_kind(template, "ClusterRoleBinding")
-    assert {install, rbac} <= set(_depends_on(template, lid))
+    assert install in _depends_on(template, lid)
 
 
 def test_vpc_cni_annotates_pod_ips_and_its_policy_agent_is_off(cluster_template):
@@ -126,9 +125,14 @@ def test_vpc_cni_annotates_pod_ips_and_its_policy_agent_is_off(cluster_template)
     assert (config["env"]["ANNOTATE_POD_IP"], config["enableNetworkPolicy"]) == ("true", "false")
 
 
-def test_aws_node_may_patch_pods(template):
-    _, docs = _by_kind(template, "ClusterRoleBinding")
+def test_aws_node_may_patch_pods_through_the_clusters_rbac(cluster_template):
+    _, docs = _by_kind(cluster_template, "ClusterRoleBinding")
     assert docs == calico.annotate_pod_ip_rbac()
+
+
+def test_the_calico_stack_waits_for_the_cluster_stack_that_holds_the_rbac(assembly):
+    manifest = json.loads((Path(assembly.directory) / "manifest.json").read_text())
+    assert calico_app.IPV4_CLUSTER_STACK in manifest["artifacts"]["EksnetCalico"]["dependencies"]
 
 
 def test_seed_workloads_are_the_two_namespaces_and_busybox_deployments(template):
