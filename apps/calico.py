@@ -17,7 +17,7 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_eks_v2 as eks
 from eksnet import policy
-from eksnet.calico import Calico, PolicyEngine, vpc_cni_for
+from eksnet.calico import Calico
 from eksnet.cluster import EksCluster
 from eksnet.environment import DeployEnv, EksnetStack
 
@@ -25,7 +25,7 @@ from apps import clusters
 from constructs import Construct
 
 # apps.clusters' IPv4 stack (myipv4cluster), which the seed installs Calico on.
-IPV4_CLUSTER_STACK = "EksnetIpv4Cluster"
+IPV4_CLUSTER_STACK = clusters.IPV4_CLUSTER_STACK
 NAMESPACES = ("deploy1", "deploy2")
 
 
@@ -84,11 +84,7 @@ def add_stacks(app: cdk.App, deploy_env: DeployEnv) -> list[cdk.Stack]:
     base = app.node.try_find_child(IPV4_CLUSTER_STACK)
     made: list[cdk.Stack] = []
     if base is None:
-        base = clusters.ClusterStack(
-            app, IPV4_CLUSTER_STACK, deploy_env=deploy_env, cluster_name=clusters.IPV4_CLUSTER_NAME,
-            ip_family=eks.IpFamily.IP_V4, nodegroup="ipv4mng", vpc_cni=vpc_cni_for(PolicyEngine.CALICO),
-            description="eksnet: myipv4cluster, an IPv4 EKS cluster, the base for Calico (seed 003, network policies)",
-        )
+        base = clusters.ipv4_cluster_stack(app, deploy_env)
         made.append(base)
     if not isinstance(base, clusters.ClusterStack):
         raise TypeError(f"{IPV4_CLUSTER_STACK} is not an apps.clusters.ClusterStack; the Calico scenario builds on it")

@@ -55,6 +55,24 @@ class ClusterStack(EksnetStack):
         )
 
 
+IPV4_CLUSTER_STACK = "EksnetIpv4Cluster"
+
+
+def ipv4_cluster_stack(app: cdk.App, deploy_env: DeployEnv) -> ClusterStack:
+    """myipv4cluster, the seed's base for Calico (apps.calico builds on this stack)."""
+    return ClusterStack(
+        app,
+        IPV4_CLUSTER_STACK,
+        deploy_env=deploy_env,
+        cluster_name=IPV4_CLUSTER_NAME,
+        ip_family=eks.IpFamily.IP_V4,
+        nodegroup="ipv4mng",
+        # Calico's kube-controllers read the pod IP annotation (seed 003, Calico network policies).
+        vpc_cni=VpcCniConfig(annotate_pod_ip=True),
+        description="eksnet: myipv4cluster, an IPv4 EKS cluster, the base for Calico (seed 003, network policies)",
+    )
+
+
 def add_stacks(app: cdk.App, deploy_env: DeployEnv) -> list[cdk.Stack]:
     ipv6 = ClusterStack(
         app,
@@ -66,15 +84,4 @@ def add_stacks(app: cdk.App, deploy_env: DeployEnv) -> list[cdk.Stack]:
         vpc_cni=VpcCniConfig(),
         description="eksnet: myipv6cluster, an IPv6 EKS cluster with managed add-ons (seed 003, Using IPv6)",
     )
-    ipv4 = ClusterStack(
-        app,
-        "EksnetIpv4Cluster",
-        deploy_env=deploy_env,
-        cluster_name=IPV4_CLUSTER_NAME,
-        ip_family=eks.IpFamily.IP_V4,
-        nodegroup="ipv4mng",
-        # Calico's kube-controllers read the pod IP annotation (seed 003, Calico network policies).
-        vpc_cni=VpcCniConfig(annotate_pod_ip=True),
-        description="eksnet: myipv4cluster, an IPv4 EKS cluster, the base for Calico (seed 003, network policies)",
-    )
-    return [ipv6, ipv4]
+    return [ipv6, ipv4_cluster_stack(app, deploy_env)]
