@@ -24,7 +24,6 @@ against a fake IMDS without synthesizing anything.
 from __future__ import annotations
 
 import enum
-import importlib.util
 import re
 import shlex
 import shutil
@@ -46,7 +45,6 @@ CNI_BIN_DIR = "/opt/cni/bin"
 RUNTIME_SRC_DIR = "/opt/eksnet/src"
 ASSET_EXCLUDE = ["**/__pycache__", "**/__pycache__/**", "**/*.pyc", "**/*.pyo"]
 
-_ROOT = Path(__file__).resolve().parents[2]
 
 
 class RpFilter(enum.Enum):
@@ -223,17 +221,12 @@ exit $failed
 
 
 def _staged_runtime() -> Path:
-    """A directory holding ``node_runtime`` and ``pyroute2``: the node's Python has no pyroute2, and the
-    installer copies both from where it runs. ``__pycache__`` and ``*.pyc`` are left out so the asset
-    hash depends on the sources only."""
-    stage = Path(tempfile.mkdtemp(prefix="eksnet-node-runtime-"))
-    spec = importlib.util.find_spec("pyroute2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("pyroute2 is not installed: the node runtime needs it (pip install -e .)")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
-    shutil.copytree(_ROOT / "node_runtime", stage / "node_runtime", ignore=ignore)
-    shutil.copytree(Path(next(iter(spec.submodule_search_locations))), stage / "pyroute2", ignore=ignore)
-    return stage
+    """A directory holding ``node_runtime`` and ``pyroute2`` (the node's Python has no pyroute2), made by
+    the installer's own ``bundle``, which leaves ``__pycache__`` and ``*.pyc`` out so the asset hash
+    depends on the sources only."""
+    from node_runtime.install import bundle
+
+    return bundle(tempfile.mkdtemp(prefix="eksnet-node-runtime-"))
 
 
 class NodeRuntimeAsset(Construct):
