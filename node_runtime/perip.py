@@ -258,3 +258,19 @@ class PerIp:
     def status(self) -> dict[str, Any]:
         return {"pools": sorted({p.name for p in self.by_key.values()}),
                 "enis": sorted({p.eni for p in self.by_key.values()}), "counters": dict(self.counters)}
+
+
+def node_pool(entry: dict[str, Any], zone: str, eni: str) -> dict[str, Any]:
+    """The ``ipamd.json`` pool of a per-IP interface on this node, from the construct's entry
+    (``PerIpMultus.node_entry()``: subnet and range per zone), the node's zone and its ENI id."""
+    zones = entry.get("zones", {})
+    if zone not in zones:
+        raise ValueError(f"per-IP pool {entry.get('pool')!r} has no range for zone {zone!r} (zones: {sorted(zones)})")
+    subnet = ipaddress.ip_network(zones[zone]["subnet"])
+    block = ipaddress.ip_network(zones[zone]["range"])
+    pool = {"mode": MODE, "eni": eni,
+            "ranges": [[{"subnet": str(subnet), "rangeStart": str(block[0]), "rangeEnd": str(block[-1])}]]}
+    if entry.get("region"):
+        pool["region"] = entry["region"]
+    validate_pool(str(entry.get("pool")), pool)
+    return pool

@@ -35,7 +35,7 @@ def moto_endpoint():
     server.stop()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def aws_env(monkeypatch, moto_endpoint):
     """What a node's daemon would get from the instance, pointed at moto (inherited by daemons)."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -48,5 +48,5 @@ def aws_env(monkeypatch, moto_endpoint):
 
 
 @pytest.fixture
-def world(moto_endpoint):
+def world(moto_endpoint, aws_env):
     return build_world(moto_endpoint)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from nrt_support import CNI, Daemon, Namespaces, Underlay, addresses, install_bin
 
-pytestmark = pytest.mark.netns
+pytestmark = [pytest.mark.netns, pytest.mark.usefixtures("aws_env")]
 _ids = itertools.count()
 
 

@@ -8,6 +8,8 @@ from support import moto_ext
 
 from node_runtime.ec2assign import Ec2Assigner, Ec2Error, HeldElsewhere, endpoint_url
 
+pytestmark = pytest.mark.usefixtures("aws_env")
+
 
 def test_the_endpoint_comes_from_the_environment(moto_endpoint):
     assert endpoint_url() == moto_endpoint

@@ -1,0 +1,141 @@
+"""Per-IP mode in the template: explicit reservations of each zone's range, the node role's EC2
+right bound to the node's own Multus ENIs, and the IMDS hop closed to pods. One app, synthesized
+once for the module with the cdk-nag gate on, then linted with cfn-lint."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_eks_v2 as eks
+from eksnet import nag
+from eksnet.cluster import EksCluster, NodeGroupSpec
+from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.multus_perip import ASSIGN_ACTIONS, PerIpMultus, PerIpRanges, plan_ranges
+from eksnet.vpc import EksVpc, MultusNetwork, PodIpv4Egress
+from support.cfn import props, resources
+from support.gates import cfn_lint
+
+from node_runtime.ipamd.config import DaemonConfig
+from node_runtime.perip import node_pool
+
+ZONES = ("eu-central-1a", "eu-central-1b")
+RANGES = {"eu-central-1a": "192.168.192.32/27", "eu-central-1b": "192.168.208.32/27"}
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory):
+    outdir = tmp_path_factory.mktemp("perip-cdk-out")
+    app = cdk.App(outdir=str(outdir))
+    stack = EksnetStack(app, "PerIpTest", deploy_env=DeployEnv(azs=ZONES))
+    vpc = EksVpc(stack, "EksVpc", ipv4_cidr="192.168.0.0/16", pod_ipv4_egress=PodIpv4Egress.NODE_SNAT,
+                 cluster_names=["perip"], multus=MultusNetwork(interfaces_per_node=1))
+    cluster = EksCluster(stack, "EksCluster", vpc=vpc, cluster_name="perip", ip_family=eks.IpFamily.IP_V4,
+                         nodegroups=[NodeGroupSpec("multus", instance_types=("t3.large",)),
+                                     NodeGroupSpec("other", instance_types=("t3.large",))])
+    perip = PerIpMultus(
+        stack, "PerIp", subnets={z: vpc.multus_subnets[z][0] for z in ZONES}, ranges=PerIpRanges(ipv4=RANGES),
+        device_index=1, cluster=cluster,
+        prefix_reservations={z: [str(vpc.multus_pod_ranges[(z, 1)].ipv4)] for z in ZONES})
+    nag.add_checks(app)
+    assembly = app.synth()  # raises on any unacknowledged cdk-nag finding
+    path = Path(outdir) / assembly.get_stack_artifact(stack.artifact_id).template_file
+    return {"template": json.loads(path.read_text()), "path": path, "perip": perip,
+            "subnets": {z: stack.resolve(vpc.multus_subnets[z][0].subnet_id) for z in ZONES}}
+
+
+@pytest.fixture(scope="module")
+def template(synthesized):
+    return synthesized["template"]
+
+
+def test_each_zone_range_is_an_explicit_reservation_of_its_multus_subnet(synthesized, template):
+    explicit = {p["Cidr"]: p["SubnetId"] for _, p in props(template, "AWS::EC2::SubnetCidrReservation")
+                if p["ReservationType"] == "explicit"}
+    assert explicit == {RANGES[z]: synthesized["subnets"][z] for z in ZONES}
+
+
+def _statements(template):
+    for lid, policy in resources(template, "AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            yield lid, policy, statement, actions
+
+
+def test_every_grant_of_the_assign_actions_is_bound_to_the_callers_own_enis(template):
+    granting = [(lid, policy, s) for lid, policy, s, actions in _statements(template)
+                if set(actions) & set(ASSIGN_ACTIONS) or "ec2:*" in actions]
+    assert len(granting) == 1, granting
+    lid, policy, statement = granting[0]
+    assert sorted(statement["Action"]) == sorted(ASSIGN_ACTIONS)
+    assert statement["Effect"] == "Allow"
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/eksnet.io/instance-arn": "${ec2:SourceInstanceARN}"}}
+    resource = json.dumps(statement["Resource"])
+    assert ":network-interface/*" in resource and '"*"' not in resource
+    # On the node role, the one every node of the cluster assumes.
+    roles = policy["Properties"]["Roles"]
+    node_roles = {lid for lid, r in resources(template, "AWS::IAM::Role").items()
+                  if "ec2.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])}
+    assert {r["Ref"] for r in roles} <= node_roles and roles
+
+
+def test_pods_cannot_reach_the_node_role_through_imds(template):
+    launch_templates = list(props(template, "AWS::EC2::LaunchTemplate"))
+    assert len(launch_templates) == 2
+    for _, p in launch_templates:
+        options = p["LaunchTemplateData"]["MetadataOptions"]
+        assert options["HttpTokens"] == "required"
+        assert options["HttpPutResponseHopLimit"] == 1
+
+
+def test_the_template_passes_cfn_lint(synthesized):
+    assert [str(f) for f in cfn_lint([synthesized["path"]]) if f.level == "Error"] == []
+
+
+def test_the_node_entry_becomes_a_pool_the_daemon_accepts(synthesized):
+    perip = synthesized["perip"]
+    entry = json.loads(json.dumps(perip.node_entry()))  # as the node reads it from its config file
+    pool = node_pool(entry, "eu-central-1b", "eni-0123456789abcdef0")
+    assert pool["ranges"] == [[{"subnet": "192.168.208.0/20", "rangeStart": "192.168.208.32",
+                                "rangeEnd": "192.168.208.63"}]]
+    config = DaemonConfig(pools={perip.pool: pool}).validate()
+    assert config.pools[perip.pool]["eni"] == "eni-0123456789abcdef0"
+    with pytest.raises(ValueError, match="no range for zone 'eu-central-1c'"):
+        node_pool(entry, "eu-central-1c", "eni-0123456789abcdef0")
+
+
+# -- bad input fails at synth, saying what to change ---------------------------------------------------
+
+SUBNETS = {"a": ipaddress.IPv4Network("192.168.192.0/20"), "b": ipaddress.IPv4Network("192.168.208.0/20")}
+PREFIX = {"a": [ipaddress.IPv4Network("192.168.200.0/21")], "b": [ipaddress.IPv4Network("192.168.216.0/21")]}
+
+
+@pytest.mark.parametrize(("ranges", "message"), [
+    ({"a": "10.0.0.0/27", "b": "192.168.208.32/27"}, "outside its Multus subnet 192.168.192.0/20"),
+    ({"a": "192.168.192.0/27", "b": "192.168.208.32/27"}, "which AWS reserves"),
+    ({"a": "192.168.200.0/27", "b": "192.168.208.32/27"}, "overlaps the prefix reservation 192.168.200.0/21"),
+    ({"a": "192.168.192.32/27"}, "no range for zone b"),
+    ({"a": "192.168.192.32/27", "b": "192.168.208.32/27", "c": "192.168.224.0/27"}, "zones without a Multus subnet"),
+    ({"a": "192.168.192.33/27", "b": "192.168.208.32/27"}, "not a network address"),
+])
+def test_bad_ranges_are_refused(ranges, message):
+    with pytest.raises(ValueError, match=message):
+        plan_ranges(PerIpRanges(ipv4=ranges), SUBNETS, PREFIX)
+
+
+def test_ranges_overlapping_each_other_are_refused():
+    other = [ipaddress.IPv4Network("192.168.192.48/28")]
+    with pytest.raises(ValueError, match="overlaps range 192.168.192.48/28 of another interface"):
+        plan_ranges(PerIpRanges(ipv4={"a": "192.168.192.32/27", "b": "192.168.208.32/27"}), SUBNETS, PREFIX, other)
+
+
+def test_a_block_within_each_subnet_avoids_the_prefix_reservation():
+    planned = plan_ranges(PerIpRanges(prefix_length=26), SUBNETS, PREFIX)
+    assert planned == {"a": ipaddress.IPv4Network("192.168.199.192/26"),
+                       "b": ipaddress.IPv4Network("192.168.215.192/26")}
+    with pytest.raises(ValueError, match="exactly one of"):
+        PerIpRanges()
