@@ -5,6 +5,7 @@
 * ``install``: ``MultusInstall``, the thick-plugin DaemonSet, from the manifests shipped in ``data/``.
 * ``eni``: ``MultusEniAttacher``, the lifecycle hooks and Lambda that attach Multus ENIs to nodes.
 * ``node``: the node side: Multus ENIs renamed and configured, the node runtime shipped and started.
+* ``perip``: per-IP mode: ranges reserved per zone, the node role's bounded EC2 right, the IMDS hop closed.
 
 Every public name is importable from ``eksnet.multus`` directly.
 """
@@ -59,6 +60,7 @@ from eksnet.multus.node import (
     NodeRuntimeInstall,
     RpFilter,
 )
+from eksnet.multus.perip import PerIpMultus, PerIpRanges
 
 __all__ = [
     "CniVersion", "EKSNET_IPAM_TYPE", "EKSNET_IPVLAN_TYPE", "EKSNET_MACVLAN_TYPE", "EksnetIpam", "HostDevice",
@@ -66,7 +68,7 @@ __all__ = [
     "Macvlan", "MacvlanMode", "MultusConfigError", "MultusEniAttacher", "MultusInstall", "MultusInterfaces",
     "MultusLogLevel", "MultusManifests", "MultusNodeBootstrap", "NAD_API_VERSION", "NAD_CRD", "NAD_KIND",
     "NETWORKS_ANNOTATION", "NetworkAttachmentDefinition", "NetworkSelection", "NodeRuntimeAsset",
-    "NodeRuntimeInstall", "NodegroupRef", "Route", "RpFilter", "StaticAddress", "StaticIpam", "TERMINATE_HOOK_NAME",
+    "NodeRuntimeInstall", "NodegroupRef", "PerIpMultus", "PerIpRanges", "Route", "RpFilter", "StaticAddress", "StaticIpam", "TERMINATE_HOOK_NAME",
     "check_ifname", "check_k8s_name", "check_namespace", "multus_image", "multus_manifests",
     "network_selection_annotation",
 ]

@@ -39,6 +39,7 @@ from aws_cdk import aws_iam as iam
 
 from constructs import Construct
 from eksnet import nag
+from eksnet.cidr_reservation import CidrReservationType, SubnetCidrReservation
 
 INSTANCE_ARN_TAG = "eksnet.io/instance-arn"  # written on each Multus ENI by the ENI Lambda (SEAMS 3)
 ASSIGN_ACTIONS = ("ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses",
@@ -141,14 +142,11 @@ def _highest_free_block(zone: str, subnet: ipaddress.IPv4Network, length: int,
                      f"shorten the prefix reservation")
 
 
-def reserve_explicit(subnet: ec2.ISubnet, id: str, cidr: str, description: str) -> ec2.CfnSubnetCidrReservation:
-    """The one place per-IP mode reserves a range (an explicit subnet CIDR reservation)."""
-    from eksnet.vpc import _acknowledge_reservation_type
-
-    reservation = ec2.CfnSubnetCidrReservation(subnet, id, subnet_id=subnet.subnet_id, cidr=cidr,
-                                               reservation_type="explicit", description=description)
-    _acknowledge_reservation_type(reservation)
-    return reservation
+def reserve_explicit(subnet: ec2.ISubnet, id: str, cidr: str, description: str) -> SubnetCidrReservation:
+    """The one place per-IP mode reserves a range: an explicit subnet CIDR reservation, made the way
+    the stack's region can deploy (``eksnet.cidr_reservation``)."""
+    return SubnetCidrReservation(subnet, id, subnet=subnet, cidr=cidr, reservation_type=CidrReservationType.EXPLICIT,
+                                 description=description)
 
 
 def grant_own_eni_assignment(role: iam.IRole, scope: Construct) -> iam.Policy:
@@ -192,7 +190,7 @@ class PerIpMultus(Construct):
     * ``other_ranges`` [()]: per-IP ranges of other interfaces, which these must not overlap.
 
     Attributes: ``pool`` (the node runtime pool name, for ``EksnetIpam(pool=...)``), ``ranges``
-    (zone -> ``IPv4Network``), ``reservations`` (zone -> ``CfnSubnetCidrReservation``), ``policy``.
+    (zone -> ``IPv4Network``), ``reservations`` (zone -> ``SubnetCidrReservation``), ``policy``.
     """
 
     def __init__(self, scope: Construct, id: str, *, subnets: Mapping[str, ec2.ISubnet], ranges: PerIpRanges,
