@@ -97,18 +97,22 @@ class PerIp:
     def __init__(self, pools: dict[str, Any], host: Any,
                  assigner_for: Callable[[str | None], Ec2Assigner] | None = None) -> None:
         self.by_key: dict[str, PerIpPool] = {}
+        self.ranges: dict[str, tuple[Any, ...]] = {}  # pool key -> its ranges (allocator Range objects)
         for name, spec in pools.items():
             if not is_per_ip(spec):
                 continue
             validate_pool(name, spec)
             pool = PerIpPool(name, spec["eni"], spec.get("region"))
             for ranges in spec["ranges"]:
-                self.by_key[pool_key(parse_range_set(ranges))] = pool
+                parsed = parse_range_set(ranges)
+                self.by_key[pool_key(parsed)] = pool
+                self.ranges[pool_key(parsed)] = parsed
         self.host = host  # the daemon's: worker threads (blocking) and deferred link deletions (settle)
+        self.service: Any = host.ipam  # the IPAM service whose leases decide what stays assigned
         self.blocking: Blocking = host.blocking
         self._assigner_for = assigner_for or (lambda region: Ec2Assigner(region=region))
         self._assigners: dict[str | None, Ec2Assigner] = {}
-        self.assigned: dict[str, set[str]] = {}  # ENI -> addresses we know it holds (loaded by describe)
+        self._refused: set[tuple[str, str]] = set()  # (ENI, address) another ENI holds: nothing to unassign
         self._locks: dict[tuple[str, str], list[Any]] = {}  # (ENI, address) -> [lock, users]
         self._tasks: set[asyncio.Task] = set()
         self.counters = {"perip_assigned": 0, "perip_unassigned": 0, "perip_skipped": 0, "perip_refused": 0,
@@ -137,14 +141,14 @@ class PerIp:
             if entry[1] == 0:
                 del self._locks[(eni, address)]
 
-    async def _held(self, pool: PerIpPool) -> set[str]:
-        if pool.eni not in self.assigned:
-            self.assigned[pool.eni] = set(await self.blocking(self.assigner(pool).held, pool.eni))
-        return self.assigned[pool.eni]
+    def in_range(self, key: str, address: str) -> bool:
+        ip = ipaddress.ip_address(address)
+        return any(r.subnet.version == ip.version and r.first <= int(ip) <= r.last for r in self.ranges[key])
 
     @staticmethod
-    def _leased(lease_pool: Any, address: str) -> bool:
-        return int(ipaddress.ip_address(address)) in lease_pool.leased
+    def _leased(service: Any) -> set[str]:
+        """Every address the IPAM service has leased now (a few hundred at most on a node)."""
+        return {lease.ip for owned in service.owners.values() for lease in owned.leases}
 
     # -- ADD -----------------------------------------------------------------------------------------
     async def claim(self, service: Any, network: str, container_id: str, ifname: str, netns: str,
@@ -178,16 +182,16 @@ class PerIp:
                        f"{MAX_ATTEMPTS} addresses in a row are assigned to other interfaces; retry later")
 
     async def _assign(self, pool: PerIpPool, lease: Any) -> bool:
-        """True once the lease's address is on the pool's ENI; False if another interface holds it."""
+        """True once the lease's address is on the pool's ENI; False if another interface holds it.
+        Always asks EC2 (one call per ADD): a remembered answer could be stale, and a wrong "ours"
+        would leave a pod with an address the VPC does not deliver."""
         async with self._exclusive(pool.eni, lease.ip):
-            held = await self._held(pool)
-            if lease.ip not in held:
-                try:
-                    await self.blocking(self.assigner(pool).assign, pool.eni, lease.ip)
-                except HeldElsewhere:
-                    return False
-                held.add(lease.ip)
-                self.counters["perip_assigned"] += 1
+            try:
+                await self.blocking(self.assigner(pool).assign, pool.eni, lease.ip)
+            except HeldElsewhere:
+                self._refused.add((pool.eni, lease.ip))
+                return False
+            self.counters["perip_assigned"] += 1
         return True
 
     # -- DEL -----------------------------------------------------------------------------------------
@@ -206,18 +210,18 @@ class PerIp:
         await self.host.settle(("link", netns, ifname))
         for pool, lease in mine:
             try:
-                await self._unassign(pool, lease.pool, lease.ip)
+                await self._unassign(pool, lease.ip)
             except Ec2Error as exc:  # reconciliation retries
                 log.warning("cannot unassign %s from %s yet: %s", lease.ip, pool.eni, exc)
 
-    async def _unassign(self, pool: PerIpPool, lease_pool: Any, address: str) -> bool:
+    async def _unassign(self, pool: PerIpPool, address: str) -> bool:
         async with self._exclusive(pool.eni, address):
-            if self._leased(lease_pool, address):
+            if address in self._leased(self.service):
                 return False  # leased again meanwhile: the new owner keeps it
-            if pool.eni in self.assigned and address not in self.assigned[pool.eni]:
-                return False  # never ours since EC2 was last asked (e.g. an address another ENI holds)
+            if (pool.eni, address) in self._refused:
+                self._refused.discard((pool.eni, address))
+                return False  # another ENI holds it: never ours
             await self.blocking(self.assigner(pool).unassign, pool.eni, address)
-            self.assigned.get(pool.eni, set()).discard(address)
             self.counters["perip_unassigned"] += 1
         return True
 
@@ -239,15 +243,13 @@ class PerIp:
             except Ec2Error as exc:
                 log.warning("cannot list the addresses of %s: %s", eni, exc)
                 continue
-            self.assigned[eni] = set(held)  # refresh what we know: EC2 is the truth
+            leased = self._leased(service)
             for key, pool in keyed:
-                lease_pool = service.pools.get(key) or service._pool(key)
-                for address in sorted(held):
-                    value = int(ipaddress.ip_address(address))
-                    if lease_pool.range_of(value) is None or value in lease_pool.leased:
+                for address in sorted(held - leased):
+                    if not self.in_range(key, address):
                         continue
                     try:
-                        unassigned += await self._unassign(pool, lease_pool, address)
+                        unassigned += await self._unassign(pool, address)
                     except Ec2Error as exc:
                         log.warning("cannot unassign %s from %s: %s", address, eni, exc)
         self.counters["perip_reconciled"] += unassigned

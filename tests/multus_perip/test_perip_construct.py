@@ -14,6 +14,7 @@ from aws_cdk import aws_eks_v2 as eks
 from eksnet import nag
 from eksnet.cluster import EksCluster, NodeGroupSpec
 from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.multus import CniVersion, Ipvlan, IpvlanMode, NetworkAttachmentDefinition, Route
 from eksnet.multus.perip import ASSIGN_ACTIONS, PerIpMultus, PerIpRanges, plan_ranges
 from eksnet.vpc import EksVpc, MultusNetwork, PodIpv4Egress
 from support.cfn import cidr_reservations, props, resources
@@ -94,6 +95,17 @@ def test_pods_cannot_reach_the_node_role_through_imds(template):
 
 def test_the_template_passes_cfn_lint_in_its_region(synthesized):
     assert [str(f) for f in cfn_lint([synthesized["path"]]) if f.level == "Error"] == []
+
+
+def test_the_nad_of_a_per_ip_interface_names_the_pool_of_its_range(synthesized):
+    perip = synthesized["perip"]
+    nad = NetworkAttachmentDefinition(
+        name="ipvlan-perip", cni_version=CniVersion.V1_0_0,
+        interface=Ipvlan(master="multus1", mode=IpvlanMode.L2, plugin="eksnet-ipvlan"),
+        ipam=perip.ipam(routes=(Route("192.168.192.0/19"),)))
+    assert nad.cni_config()["ipam"] == {"type": "eksnet-ipam", "pool": "multus1",
+                                        "routes": [{"dst": "192.168.192.0/19"}]}
+    assert perip.node_entry()["pool"] == "multus1"
 
 
 def test_the_node_entry_becomes_a_pool_the_daemon_accepts(synthesized):

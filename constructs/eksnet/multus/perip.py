@@ -40,6 +40,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 from eksnet import nag
 from eksnet.cidr_reservation import CidrReservationType, SubnetCidrReservation
+from eksnet.multus.nad import EksnetIpam, Route
 
 INSTANCE_ARN_TAG = "eksnet.io/instance-arn"  # written on each Multus ENI by the ENI Lambda (SEAMS 3)
 ASSIGN_ACTIONS = ("ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses",
@@ -189,7 +190,7 @@ class PerIpMultus(Construct):
       (``EksVpc.multus_pod_ranges``), which the ranges must not overlap.
     * ``other_ranges`` [()]: per-IP ranges of other interfaces, which these must not overlap.
 
-    Attributes: ``pool`` (the node runtime pool name, for ``EksnetIpam(pool=...)``), ``ranges``
+    Attributes: ``pool`` (the node runtime pool name; ``ipam()`` is the NAD's ``EksnetIpam``), ``ranges``
     (zone -> ``IPv4Network``), ``reservations`` (zone -> ``SubnetCidrReservation``), ``policy``.
     """
 
@@ -220,6 +221,10 @@ class PerIpMultus(Construct):
         }
         self.policy = grant_own_eni_assignment(cluster.node_role, self)
         cluster.close_imds_to_pods()
+
+    def ipam(self, routes: Sequence[Route] = ()) -> EksnetIpam:
+        """The IPAM of a NAD on this interface: the node runtime's pool of the per-IP range."""
+        return EksnetIpam(pool=self.pool, routes=tuple(routes))
 
     def node_entry(self) -> dict[str, Any]:
         """This interface's entry of the node setup's config: which pool, which range per zone.
