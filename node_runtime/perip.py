@@ -21,9 +21,11 @@ re-checked against the leases under the lock, so an unassignment can never undo 
 
 Config (a pool of ``ipamd.json``)::
 
-    "multus1-perip": {"mode": "per-ip", "eni": "eni-0123456789abcdef0", "region": "eu-central-1",
-                      "ranges": [[{"subnet": "192.168.192.0/24", "rangeStart": "192.168.192.128",
-                                   "rangeEnd": "192.168.192.255"}]]}
+    "multus1": {"mode": "per-ip", "eniId": "eni-0123456789abcdef0",
+                 "ranges": [[{"subnet": "192.168.192.0/24", "rangeStart": "192.168.192.128",
+                              "rangeEnd": "192.168.192.255"}]]}
+
+``region`` is optional (default: botocore's chain, which ends at IMDS).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ MODE = "per-ip"
 MAX_ATTEMPTS = 16  # addresses tried for one ADD before answering "try again later"
 EC2_REFUSED = 105  # CNI error code (plugin range, 100+): EC2 refused the assignment for good
 _ENI_ID = re.compile(r"^eni-[0-9a-f]{8,17}$")
-_POOL_KEYS = frozenset({"mode", "eni", "region", "ranges"})
+_POOL_KEYS = frozenset({"mode", "eniId", "region", "ranges"})
 
 Blocking = Callable[..., Awaitable[Any]]
 
@@ -71,9 +73,9 @@ def validate_pool(name: str, spec: dict[str, Any]) -> None:
     unknown = sorted(set(spec) - _POOL_KEYS)
     if unknown:
         raise ValueError(f"pool {name!r} (mode per-ip) has unknown keys {unknown}; known: {sorted(_POOL_KEYS)}")
-    eni = spec.get("eni")
+    eni = spec.get("eniId")
     if not isinstance(eni, str) or not _ENI_ID.match(eni):
-        raise ValueError(f"pool {name!r} (mode per-ip) needs eni: the node's Multus ENI id (eni-...), got {eni!r}")
+        raise ValueError(f"pool {name!r} (mode per-ip) needs eniId: the node's Multus ENI id (eni-...), got {eni!r}")
     region = spec.get("region")
     if region is not None and (not isinstance(region, str) or not re.match(r"^[a-z]{2}(-[a-z]+)+-\d+$", region)):
         raise ValueError(f"pool {name!r}: region must be an AWS region such as eu-central-1, got {region!r}")
@@ -102,7 +104,7 @@ class PerIp:
             if not is_per_ip(spec):
                 continue
             validate_pool(name, spec)
-            pool = PerIpPool(name, spec["eni"], spec.get("region"))
+            pool = PerIpPool(name, spec["eniId"], spec.get("region"))
             for ranges in spec["ranges"]:
                 parsed = parse_range_set(ranges)
                 self.by_key[pool_key(parsed)] = pool
@@ -262,17 +264,10 @@ class PerIp:
                 "enis": sorted({p.eni for p in self.by_key.values()}), "counters": dict(self.counters)}
 
 
-def node_pool(entry: dict[str, Any], zone: str, eni: str) -> dict[str, Any]:
-    """The ``ipamd.json`` pool of a per-IP interface on this node, from the construct's entry
-    (``PerIpMultus.node_entry()``: subnet and range per zone), the node's zone and its ENI id."""
-    zones = entry.get("zones", {})
-    if zone not in zones:
-        raise ValueError(f"per-IP pool {entry.get('pool')!r} has no range for zone {zone!r} (zones: {sorted(zones)})")
-    subnet = ipaddress.ip_network(zones[zone]["subnet"])
-    block = ipaddress.ip_network(zones[zone]["range"])
-    pool = {"mode": MODE, "eni": eni,
-            "ranges": [[{"subnet": str(subnet), "rangeStart": str(block[0]), "rangeEnd": str(block[-1])}]]}
-    if entry.get("region"):
-        pool["region"] = entry["region"]
-    validate_pool(str(entry.get("pool")), pool)
-    return pool
+def ranges_in_subnet(range_sets: Any, subnets: Any) -> list[list[dict[str, str]]]:
+    """The node setup's choice among a per-IP interface's range sets (one per zone, as
+    ``MultusNetworking`` lists them in ``/etc/eksnet/multus.json``): those inside one of ``subnets``,
+    the ENI's own subnet CIDRs (from IMDS). Another zone's range would be refused by EC2."""
+    nets = [ipaddress.ip_network(s, strict=False) for s in subnets if s]
+    return [list(r) for r in range_sets
+            if r and all(any(ipaddress.ip_network(x["subnet"], strict=False) == n for n in nets) for x in r)]

@@ -40,7 +40,7 @@ class World:
         if ipv6:
             ranges.append([{"subnet": str(self.subnet_v6), "rangeStart": str(self.range_v6[0]),
                             "rangeEnd": str(self.range_v6[-1])}])
-        return {"mode": "per-ip", "eni": eni, "region": REGION, "ranges": ranges}
+        return {"mode": "per-ip", "eniId": eni, "region": REGION, "ranges": ranges}
 
 
 def client(endpoint: str) -> Any:

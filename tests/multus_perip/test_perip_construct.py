@@ -1,6 +1,7 @@
-"""Per-IP mode in the template: explicit reservations of each zone's range, the node role's EC2
-right bound to the node's own Multus ENIs, and the IMDS hop closed to pods. One app, synthesized
-once for the module with the cdk-nag gate on, then linted with cfn-lint."""
+"""Per-IP mode in the template, through ``MultusNetworking``: explicit reservations of each zone's range,
+the node role's EC2 right bound to the node's own Multus ENIs, the IMDS hop closed to pods, and a node
+config whose ranges the node setup narrows to its own subnet. One app, synthesized once for the module
+with the cdk-nag gate on, then linted by cfn-lint in its own region."""
 
 from __future__ import annotations
 
@@ -14,17 +15,19 @@ from aws_cdk import aws_eks_v2 as eks
 from eksnet import nag
 from eksnet.cluster import EksCluster, NodeGroupSpec
 from eksnet.environment import DeployEnv, EksnetStack
-from eksnet.multus import CniVersion, Ipvlan, IpvlanMode, NetworkAttachmentDefinition, Route
-from eksnet.multus.perip import ASSIGN_ACTIONS, PerIpMultus, PerIpRanges, plan_ranges
-from eksnet.vpc import EksVpc, MultusNetwork, PodIpv4Egress
+from eksnet.multus import AddressMode, MultusInterface, MultusNetworking, PerIpSettings
+from eksnet.multus.perip import ASSIGN_ACTIONS, PerIpRanges, plan_ranges
+from eksnet.vpc import EksVpc
 from support.cfn import cidr_reservations, props, resources
 from support.gates import cfn_lint
 
 from node_runtime.ipamd.config import DaemonConfig
-from node_runtime.perip import node_pool
+from node_runtime.perip import ranges_in_subnet
 
 ZONES = ("eu-central-1a", "eu-central-1b")
-RANGES = {"eu-central-1a": "192.168.192.32/27", "eu-central-1b": "192.168.208.32/27"}
+# Two interfaces x two zones split 192.168.192.0/19 in /21s: interface 2 has 192.168.200.0/21 (zone a) and
+# 192.168.216.0/21 (zone b), whose upper halves are the prefix reservations.
+RANGES = {"eu-central-1a": "192.168.200.32/27", "eu-central-1b": "192.168.216.32/27"}
 
 
 @pytest.fixture(scope="module")
@@ -32,20 +35,18 @@ def synthesized(tmp_path_factory):
     outdir = tmp_path_factory.mktemp("perip-cdk-out")
     app = cdk.App(outdir=str(outdir))
     stack = EksnetStack(app, "PerIpTest", deploy_env=DeployEnv(azs=ZONES))
-    vpc = EksVpc(stack, "EksVpc", ipv4_cidr="192.168.0.0/16", pod_ipv4_egress=PodIpv4Egress.NODE_SNAT,
-                 cluster_names=["perip"], multus=MultusNetwork(interfaces_per_node=1))
+    vpc = EksVpc(stack, "EksVpc", ipv4_cidr="192.168.0.0/16", cluster_names=["perip"])
     cluster = EksCluster(stack, "EksCluster", vpc=vpc, cluster_name="perip", ip_family=eks.IpFamily.IP_V4,
                          nodegroups=[NodeGroupSpec("multus", instance_types=("t3.large",)),
                                      NodeGroupSpec("other", instance_types=("t3.large",))])
-    perip = PerIpMultus(
-        stack, "PerIp", subnets={z: vpc.multus_subnets[z][0] for z in ZONES}, ranges=PerIpRanges(ipv4=RANGES),
-        device_index=1, cluster=cluster,
-        prefix_reservations={z: [str(vpc.multus_pod_ranges[(z, 1)].ipv4)] for z in ZONES})
+    networking = MultusNetworking(
+        stack, "Multus", vpc=vpc, cluster=cluster, node_groups=["multus"],
+        interfaces=[MultusInterface(), MultusInterface(mode=AddressMode.PER_IP, per_ip=PerIpSettings(ranges=RANGES))])
     nag.add_checks(app)
     assembly = app.synth()  # raises on any unacknowledged cdk-nag finding
     path = Path(outdir) / assembly.get_stack_artifact(stack.artifact_id).template_file
-    return {"template": json.loads(path.read_text()), "path": path, "perip": perip,
-            "subnets": {z: stack.resolve(vpc.multus_subnets[z][0].subnet_id) for z in ZONES}}
+    return {"template": json.loads(path.read_text()), "path": path, "networking": networking,
+            "subnets": {z: stack.resolve(networking.subnets[2][z].subnet_id) for z in ZONES}}
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +82,12 @@ def test_every_grant_of_the_assign_actions_is_bound_to_the_callers_own_enis(temp
     roles = policy["Properties"]["Roles"]
     node_roles = {lid for lid, r in resources(template, "AWS::IAM::Role").items()
                   if "ec2.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])}
-    assert {r["Ref"] for r in roles} <= node_roles and roles
+    assert roles and {r["Ref"] for r in roles} <= node_roles
 
 
 def test_pods_cannot_reach_the_node_role_through_imds(template):
     launch_templates = list(props(template, "AWS::EC2::LaunchTemplate"))
-    assert len(launch_templates) == 2
+    assert len(launch_templates) == 2  # the role is shared: both groups close the hop
     for _, p in launch_templates:
         options = p["LaunchTemplateData"]["MetadataOptions"]
         assert options["HttpTokens"] == "required"
@@ -98,26 +99,20 @@ def test_the_template_passes_cfn_lint_in_its_region(synthesized):
 
 
 def test_the_nad_of_a_per_ip_interface_names_the_pool_of_its_range(synthesized):
-    perip = synthesized["perip"]
-    nad = NetworkAttachmentDefinition(
-        name="ipvlan-perip", cni_version=CniVersion.V1_0_0,
-        interface=Ipvlan(master="multus1", mode=IpvlanMode.L2, plugin="eksnet-ipvlan"),
-        ipam=perip.ipam(routes=(Route("192.168.192.0/19"),)))
-    assert nad.cni_config()["ipam"] == {"type": "eksnet-ipam", "pool": "multus1",
-                                        "routes": [{"dst": "192.168.192.0/19"}]}
-    assert perip.node_entry()["pool"] == "multus1"
+    networking = synthesized["networking"]
+    ipam = networking.nad("ipvlan-perip", interface=2).cni_config()["ipam"]
+    assert ipam["type"] == "eksnet-ipam" and ipam["pool"] == "multus2" == networking.per_ip[2].pool
 
 
-def test_the_node_entry_becomes_a_pool_the_daemon_accepts(synthesized):
-    perip = synthesized["perip"]
-    entry = json.loads(json.dumps(perip.node_entry()))  # as the node reads it from its config file
-    pool = node_pool(entry, "eu-central-1b", "eni-0123456789abcdef0")
-    assert pool["ranges"] == [[{"subnet": "192.168.208.0/20", "rangeStart": "192.168.208.32",
-                                "rangeEnd": "192.168.208.63"}]]
-    config = DaemonConfig(pools={perip.pool: pool}).validate()
-    assert config.pools[perip.pool]["eni"] == "eni-0123456789abcdef0"
-    with pytest.raises(ValueError, match="no range for zone 'eu-central-1c'"):
-        node_pool(entry, "eu-central-1c", "eni-0123456789abcdef0")
+def test_the_node_keeps_the_range_of_its_own_subnet_and_the_daemon_accepts_it(synthesized):
+    node_config = json.loads(json.dumps(synthesized["networking"].node_config))  # as the node reads it
+    (entry,) = [i for i in node_config["interfaces"] if i["mode"] == "per-ip"]
+    assert entry["pool"] == "multus2" and entry["deviceIndex"] == 2
+    ranges = ranges_in_subnet(entry["ranges"], ["192.168.216.0/21"])  # a node in zone b (IMDS says so)
+    assert ranges == [[{"subnet": "192.168.216.0/21", "rangeStart": "192.168.216.32", "rangeEnd": "192.168.216.63"}]]
+    pool = {"mode": "per-ip", "eniId": "eni-0123456789abcdef0", "ranges": ranges}
+    assert DaemonConfig(pools={"multus2": pool}).validate().pools["multus2"]["eniId"] == "eni-0123456789abcdef0"
+    assert ranges_in_subnet(entry["ranges"], ["10.0.0.0/24"]) == []
 
 
 # -- bad input fails at synth, saying what to change ---------------------------------------------------

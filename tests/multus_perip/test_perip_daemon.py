@@ -34,7 +34,7 @@ class Node:
         self.daemon = Daemon(base / "ipamd", cni_bin, extra=("--config", str(config)))
         self.underlay = Underlay(f"ek{os.getpid() % 10000}{name}{next(_ids)}")
         self.cni = CNI(cni_bin, self.daemon.env())
-        self.eni = pool["eni"]
+        self.eni = pool["eniId"]
 
     def nad(self) -> dict:
         """The NAD a per-IP interface gets: eksnet-ipam naming the pool of the range."""

@@ -17,9 +17,11 @@ pod's ADD answers, unassigns it after DEL, and reconciles assignments with no le
   network hop further than the node, can no longer obtain the node role's credentials, so no pod
   may borrow that right (pods with ``hostNetwork: true`` share the node's network and still can:
   granting those is granting the node);
-- the **node entry** (``node_entry()``) the node setup turns into the per-IP pool of
-  ``/etc/eksnet/ipamd.json`` (``node_runtime.perip.node_pool``), and the pool name a NAD's
-  ``EksnetIpam(pool=...)`` names.
+- the pool name a NAD's ``EksnetIpam(pool=...)`` names (``ipam()``). ``MultusNetworking`` lists each
+  zone's range in the node config (``/etc/eksnet/multus.json``); the node setup keeps the one of its
+  ENI's subnet (``node_runtime.perip.ranges_in_subnet``) for the per-IP pool of ``ipamd.json``.
+
+``MultusNetworking`` makes one ``PerIpMultus`` per ``MultusInterface(mode=AddressMode.PER_IP)``.
 
 Bad input fails at synth with a message that says what to change: a range outside its zone's
 Multus subnet or over the addresses AWS reserves in it, a range overlapping the subnet's prefix
@@ -213,7 +215,6 @@ class PerIpMultus(Construct):
         self.device_index = device_index
         self.pool = f"multus{device_index}"
         self.subnet_cidrs = cidrs
-        self.region = cdk.Stack.of(self).region
         self.reservations = {
             zone: reserve_explicit(subnets[zone], f"PerIpRange{device_index}", str(cidr),
                                    f"Multus per-IP pod addresses, device index {device_index}")
@@ -225,10 +226,3 @@ class PerIpMultus(Construct):
     def ipam(self, routes: Sequence[Route] = ()) -> EksnetIpam:
         """The IPAM of a NAD on this interface: the node runtime's pool of the per-IP range."""
         return EksnetIpam(pool=self.pool, routes=tuple(routes))
-
-    def node_entry(self) -> dict[str, Any]:
-        """This interface's entry of the node setup's config: which pool, which range per zone.
-        ``node_runtime.perip.node_pool`` turns it into the ``ipamd.json`` pool on the node."""
-        return {"device_index": self.device_index, "pool": self.pool, "mode": "per-ip", "region": self.region,
-                "zones": {zone: {"subnet": str(self.subnet_cidrs[zone]), "range": str(cidr)}
-                          for zone, cidr in self.ranges.items()}}
