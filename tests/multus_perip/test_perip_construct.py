@@ -16,7 +16,7 @@ from eksnet import nag
 from eksnet.cluster import EksCluster, NodeGroupSpec
 from eksnet.environment import DeployEnv, EksnetStack
 from eksnet.multus import AddressMode, MultusInterface, MultusNetworking, PerIpSettings
-from eksnet.multus.perip import ASSIGN_ACTIONS, PerIpRanges, plan_ranges
+from eksnet.multus.perip import ASSIGN_ACTIONS, PER_IP_NODE_PACKAGES, PerIpRanges, plan_ranges
 from eksnet.vpc import EksVpc
 from support.cfn import cidr_reservations, props, resources
 from support.gates import cfn_lint
@@ -92,6 +92,16 @@ def test_pods_cannot_reach_the_node_role_through_imds(template):
         options = p["LaunchTemplateData"]["MetadataOptions"]
         assert options["HttpTokens"] == "required"
         assert options["HttpPutResponseHopLimit"] == 1
+
+
+def test_nodes_with_a_per_ip_interface_install_botocore_with_dnf_on_a_line_of_its_own(template):
+    user_data = {lid: json.dumps(p["LaunchTemplateData"]["UserData"])
+                 for lid, p in props(template, "AWS::EC2::LaunchTemplate")}
+    (multus,) = [u for lid, u in user_data.items() if "LaunchTemplatemultus" in lid]
+    (other,) = [u for lid, u in user_data.items() if "LaunchTemplateother" in lid]
+    assert f"\\n{PER_IP_NODE_PACKAGES}\\n" in multus
+    assert multus.index(PER_IP_NODE_PACKAGES) < multus.index("multus.json")  # before the node setup runs
+    assert PER_IP_NODE_PACKAGES not in other
 
 
 def test_the_template_passes_cfn_lint_in_its_region(synthesized):
