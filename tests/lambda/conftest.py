@@ -84,9 +84,10 @@ def settings_of(ops):
     """The handler's settings for ``node``, as the construct writes them into the environment."""
 
     def settings(node: Node, **overrides):
-        return ops.Settings(cluster_name=node.cluster, subnets=node.multus_subnets, group_names=frozenset({node.group}),
-                            launch_hook=node.launch_hook, terminate_hook=node.terminate_hook,
-                            security_group_ids=(node.security_group_id,), **overrides)
+        values = {"cluster_name": node.cluster, "subnets": node.multus_subnets, "group_names": frozenset({node.group}),
+                  "launch_hook": node.launch_hook, "terminate_hook": node.terminate_hook,
+                  "security_group_ids": (node.security_group_id,)}
+        return ops.Settings(**{**values, **overrides})
 
     return settings
 
