@@ -405,6 +405,13 @@ class EksCluster(Construct):
         for spec in specs:
             self._add_nodegroup(spec)
 
+    def close_imds_to_pods(self) -> None:
+        """IMDSv2 hop limit 1 on every node group (instead of 2): pods, one network hop beyond the
+        node, can no longer get the node role's credentials (host-network pods still can). Called by
+        per-IP Multus mode, which gives the node role EC2 writes no pod may borrow."""
+        for lt in self.launch_templates.values():
+            lt.node.default_child.add_property_override("LaunchTemplateData.MetadataOptions.HttpPutResponseHopLimit", 1)
+
     def add_security_group_policy(
         self,
         id: str,
