@@ -51,8 +51,9 @@ class PodIpv4Egress(enum.Enum):
 class NatGateways(enum.Enum):
     """How many NAT gateways the VPC gets (IPv4 egress of private subnets, and NAT64).
 
-    PER_AZ: one per zone; each private subnet uses its own zone's (no cross-zone traffic or outage).
-    SHARED: one, in the first zone's public subnet; cheaper, every zone routes through it.
+    PER_AZ: one per zone; each private subnet uses its own zone's (no cross-zone traffic, survives a zone's
+    outage), at the cost of one Elastic IP per zone (the default quota is 5 per region).
+    SHARED: one, in the first zone's public subnet (eksctl's default); one Elastic IP, every zone routes through it.
     NONE: none; private subnets reach the internet over IPv6 (EIGW) only. Not allowed with NAT64.
     """
 
@@ -61,6 +62,7 @@ class NatGateways(enum.Enum):
     NONE = "none"
 
 
+NAT_GATEWAYS_KEY = "eksnet:natGateways"  # context: the default NatGateways of every EksVpc ("shared" or "per-az")
 NAT64_PREFIX = "64:ff9b::/96"  # RFC 6052 well-known prefix, the one Route 53 Resolver's DNS64 synthesizes
 _MAX_AZS = 6  # the most zones of any region (us-east-1); bounds how many node subnets a VPC must hold
 _MIN_AZS = 2
@@ -221,7 +223,7 @@ class EksVpc(Construct):
     - ``subnet_prefix_length`` [VPC prefix + 3, i.e. /19 in a /16]: size of each public and private
       subnet; they are allocated from the start of ``ipv4_cidr`` (public zone 1..n, then private), so
       the default leaves the top quarter of a /16 free for Multus with three zones.
-    - ``nat_gateways`` [PER_AZ]: see ``NatGateways``.
+    - ``nat_gateways`` [the ``eksnet:natGateways`` context value, else SHARED]: see ``NatGateways``.
     - ``pod_ipv4_egress`` [NODE_SNAT]: see ``PodIpv4Egress``; the cluster construct reads
       ``EksVpc.pod_ipv4_egress`` to set the VPC CNI's ``ENABLE_V4_EGRESS``.
     - ``ipv6_only_private_subnets`` [False]: private subnets become IPv6-only (``Ipv6Native``, hostname
@@ -246,7 +248,7 @@ class EksVpc(Construct):
         ipv4_cidr: str = "192.168.0.0/16",
         az_count: int | None = None,
         subnet_prefix_length: int | None = None,
-        nat_gateways: NatGateways = NatGateways.PER_AZ,
+        nat_gateways: NatGateways | None = None,
         pod_ipv4_egress: PodIpv4Egress = PodIpv4Egress.NODE_SNAT,
         ipv6_only_private_subnets: bool = False,
         cluster_names: Sequence[str] = (),
@@ -262,6 +264,8 @@ class EksVpc(Construct):
                              "(eksnet.environment.EksnetStack) to lay out subnets at synth time")
 
         # --- validation first: nothing is created for bad input ------------------------------------
+        if nat_gateways is None:
+            nat_gateways = _nat_from_context(self)
         az_count = len(zones) if az_count is None else az_count
         if not _MIN_AZS <= az_count <= min(_MAX_AZS, len(zones)):
             raise ValueError(f"az_count must be between {_MIN_AZS} (EKS needs subnets in two zones) and "
@@ -435,6 +439,17 @@ class EksVpc(Construct):
         sg.add_ingress_rule(sg, ec2.Port.all_traffic(), "Multus interfaces talk to each other")
         cdk.Tags.of(sg).add("multus", "true")
         self.multus_security_group = sg
+
+
+def _nat_from_context(scope: Construct) -> NatGateways:
+    value = scope.node.try_get_context(NAT_GATEWAYS_KEY)
+    if value is None:
+        return NatGateways.SHARED
+    try:
+        return NatGateways(value)
+    except ValueError:
+        raise ValueError(f"context {NAT_GATEWAYS_KEY}={value!r} is not one of "
+                         f"{[m.value for m in NatGateways]}") from None
 
 
 def _ipv4_network(prop: str, value: str) -> ipaddress.IPv4Network:

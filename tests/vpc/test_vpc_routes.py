@@ -14,11 +14,12 @@ from vpc_testkit import Topology, lint_templates
 
 AZS = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
 
+PER_AZ = {"nat_gateways": NatGateways.PER_AZ}
 VARIANTS = {
-    "node-snat": {},
-    "nat64": {"pod_ipv4_egress": PodIpv4Egress.NAT64},
-    "ipv6-only": {"pod_ipv4_egress": PodIpv4Egress.NAT64, "ipv6_only_private_subnets": True},
-    "nat64-shared-nat": {"pod_ipv4_egress": PodIpv4Egress.NAT64, "nat_gateways": NatGateways.SHARED},
+    "node-snat": PER_AZ,
+    "nat64": {"pod_ipv4_egress": PodIpv4Egress.NAT64, **PER_AZ},
+    "ipv6-only": {"pod_ipv4_egress": PodIpv4Egress.NAT64, "ipv6_only_private_subnets": True, **PER_AZ},
+    "nat64-shared-nat": {"pod_ipv4_egress": PodIpv4Egress.NAT64},  # the default: one NAT gateway
     "no-nat": {"nat_gateways": NatGateways.NONE},
 }
 
@@ -58,6 +59,13 @@ def test_private_subnets_route_ipv6_default_to_the_egress_only_gateway(topologie
         assert ref_id(s.routes["::/0"]["EgressOnlyInternetGatewayId"]) == topo.eigw, s.logical_id
 
 
+def test_by_default_one_nat_gateway_serves_every_zone_as_eksctl_does(topologies):
+    topo = topologies["nat64-shared-nat"]
+    (nat,) = topo.nat_az
+    assert all(ref_id(s.routes["0.0.0.0/0"]["NatGatewayId"]) == nat for s in topo.of_kind("Private"))
+    assert all(ref_id(s.routes[NAT64_PREFIX]["NatGatewayId"]) == nat for s in topo.subnets if s.dns64)
+
+
 def test_with_a_nat_gateway_per_zone_private_ipv4_goes_to_the_same_zone(topologies):
     topo = topologies["node-snat"]
     assert sorted(topo.nat_az.values()) == AZS
@@ -67,6 +75,7 @@ def test_with_a_nat_gateway_per_zone_private_ipv4_goes_to_the_same_zone(topologi
 
 @pytest.mark.parametrize("variant", ["nat64", "ipv6-only"])
 def test_nat64_routes_go_to_the_same_zones_nat_gateway_wherever_dns64_is_on(topologies, variant):
+    # with NatGateways.PER_AZ
     topo = topologies[variant]
     dns64 = [s for s in topo.subnets if s.dns64]
     assert [s.az for s in dns64] == AZS and all(s.kind == "Private" for s in dns64)
