@@ -42,6 +42,6 @@ def add_stacks(app: cdk.App, deploy_env: DeployEnv) -> list[cdk.Stack]:
         ipv4_cidr="10.64.0.0/16",
         pod_ipv4_egress=PodIpv4Egress.NAT64,
         ipv6_only_private_subnets=True,
-        cluster_names=[deploy_env.cluster_name],
+        # No cluster: EKS needs subnets with IPv4 for nodes; the IPv6-only subnets are for IPv6-ready workloads.
     )
     return [node_snat, pure_ipv6]

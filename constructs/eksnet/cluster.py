@@ -31,6 +31,7 @@ from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
 from constructs import Construct
 from eksnet import max_pods as _max_pods
 from eksnet import nag
+from eksnet.eks_checks import PlacementCheck
 from eksnet.vpc import PodIpv4Egress
 from eksnet.vpc_cni import (
     CNI_NAMESPACE,
@@ -156,6 +157,19 @@ def _has_ipv6_only_private_subnets(vpc: ec2.IVpc) -> bool:
     return any(isinstance(s.node.default_child, ec2.CfnSubnet) and s.node.default_child.ipv6_native for s in subnets)
 
 
+def _check_zones(vpc: ec2.IVpc) -> None:
+    """EKS needs the cluster's subnets in at least two zones; refuse a VPC whose private subnets are in one."""
+    try:
+        zones = {s.availability_zone for s in vpc.private_subnets}
+    except Exception:  # an imported VPC that does not list its subnets: the placement check sees the template
+        return
+    if zones and not any(cdk.Token.is_unresolved(z) for z in zones) and len(zones) < 2:
+        raise ValueError(
+            f"the VPC's private subnets are all in {sorted(zones)}; EKS needs the cluster's subnets in at least "
+            "two availability zones: use a VPC with subnets in two or more zones (EksVpc(az_count=2) or more)"
+        )
+
+
 def _all_nitro(instance_types: Sequence[str]) -> bool:
     try:
         return all(_max_pods.limits(t).supports_prefix_delegation for t in instance_types)
@@ -237,11 +251,15 @@ class EksCluster(Construct):
                 "an IPv6 cluster needs a dual-stack VPC (an IPv6 CIDR on the VPC and its subnets): "
                 "use eksnet.vpc.EksVpc or ec2.Vpc(ip_protocol=IpProtocol.DUAL_STACK)"
             )
-        if not self.ipv6 and _has_ipv6_only_private_subnets(vpc):
+        if _has_ipv6_only_private_subnets(vpc):
+            # EKS: an IPv6 cluster, its nodes and its Fargate pods need dual-stack subnets (the control plane's
+            # ENIs and the nodes' primary addresses are IPv4); an IPv4 cluster has no IPv4 there at all.
             raise ValueError(
-                "the VPC's private subnets are IPv6-only, where nodes of an IPv4 cluster get no IPv4 address: "
-                "use ip_family=IpFamily.IP_V6, or a VPC with dual-stack private subnets"
+                "the VPC's private subnets are IPv6-only; EKS places the control plane, node groups and Fargate "
+                "pods only in subnets with IPv4, for IPv6 clusters too: use a VPC with dual-stack private subnets "
+                "(EksVpc(ipv6_only_private_subnets=False)); IPv6-only subnets suit workloads outside the cluster"
             )
+        _check_zones(vpc)
         specs = list(nodegroups) if nodegroups is not None else [NodeGroupSpec("ng")]
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
@@ -389,6 +407,9 @@ class EksCluster(Construct):
         self.node_user_data: dict[str, ec2.UserData] = {}
         for spec in specs:
             self._add_nodegroup(spec)
+        # Node groups and Fargate profiles added later (cluster.add_nodegroup_capacity, add_fargate_profile)
+        # are checked at synth against the same placement rules.
+        self.node.add_validation(PlacementCheck(self.cluster))
 
     def add_security_group_policy(
         self,

@@ -228,7 +228,8 @@ class EksVpc(Construct):
       ``EksVpc.pod_ipv4_egress`` to set the VPC CNI's ``ENABLE_V4_EGRESS``.
     - ``ipv6_only_private_subnets`` [False]: private subnets become IPv6-only (``Ipv6Native``, hostname
       type resource-name); requires NAT64. Public subnets stay dual-stack (NAT gateways need IPv4).
-    - ``cluster_names`` [()]: EKS clusters that share the VPC; tags ``kubernetes.io/cluster/<name>``.
+    - ``cluster_names`` [()]: EKS clusters that share the VPC; tags ``kubernetes.io/cluster/<name>`` on every
+      subnet with IPv4 (IPv6-only subnets are not tagged: EKS cannot place a cluster's nodes there).
     - ``multus`` [None]: a ``MultusNetwork`` adds Multus subnets, security group and pod ranges.
     - ``flow_logs`` [True]: VPC flow logs (all traffic) to a CloudWatch Logs group.
     - ``ipv6_egress_parity`` [True]: every ``ec2.SecurityGroup`` of this VPC in the same stack that allows
@@ -363,8 +364,11 @@ class EksVpc(Construct):
             cdk.Tags.of(subnet).add("kubernetes.io/role/elb", "1")
         for subnet in self.private_subnets:
             cdk.Tags.of(subnet).add("kubernetes.io/role/internal-elb", "1")
+        # EKS places clusters, nodes and Fargate pods only in subnets with IPv4: IPv6-only subnets stay for
+        # workloads that support them and are not offered to a cluster.
+        cluster_subnets = self.public_subnets + ([] if ipv6_only_private_subnets else self.private_subnets)
         for name in cluster_names:
-            for subnet in self.public_subnets + self.private_subnets:
+            for subnet in cluster_subnets:
                 cdk.Tags.of(subnet).add(f"kubernetes.io/cluster/{name}", "shared")
 
         # --- Multus ------------------------------------------------------------------------------

@@ -507,12 +507,42 @@ def test_imds_ipv6_endpoint_stays_off_for_xen_instance_types():
     assert cluster.max_pods == {"old": 20}
 
 
-def test_ipv4_cluster_refuses_ipv6_only_private_subnets():
+@pytest.mark.parametrize("family", [eks.IpFamily.IP_V4, eks.IpFamily.IP_V6])
+def test_clusters_of_both_families_refuse_ipv6_only_private_subnets(family):
+    # EKS user guide: an IPv6 cluster and its nodes need dual-stack subnets, not IPv6-only ones.
     stack = _stack()
     eks_vpc = EksVpc(stack, "Vpc", pod_ipv4_egress=PodIpv4Egress.NAT64, ipv6_only_private_subnets=True)
-    with pytest.raises(ValueError, match="IPv6-only"):
-        EksCluster(stack, "C", vpc=eks_vpc, cluster_name="c", ip_family=eks.IpFamily.IP_V4)
-    assert EksCluster(stack, "D", vpc=eks_vpc, cluster_name="d", ip_family=eks.IpFamily.IP_V6).ipv6
+    with pytest.raises(ValueError, match="IPv6-only.*dual-stack private subnets"):
+        EksCluster(stack, "C", vpc=eks_vpc, cluster_name="c", ip_family=family)
+
+
+def test_a_vpc_with_subnets_in_one_zone_is_refused():
+    stack = _stack()
+    vpc = ec2.Vpc(stack, "OneZone", ip_protocol=ec2.IpProtocol.DUAL_STACK, max_azs=1, nat_gateways=1)
+    with pytest.raises(ValueError, match="at least two availability zones"):
+        EksCluster(stack, "C", vpc=vpc, cluster_name="c", ip_family=eks.IpFamily.IP_V6)
+
+
+def test_node_groups_and_fargate_profiles_added_later_are_checked_at_synth():
+    stack = _stack()
+    eks_vpc = EksVpc(stack, "Vpc", flow_logs=False)
+    cluster = EksCluster(stack, "C", vpc=eks_vpc, cluster_name="c", ip_family=eks.IpFamily.IP_V6)
+    only6 = ec2.PrivateSubnet(stack, "Only6", availability_zone="eu-central-1a", vpc_id=eks_vpc.vpc_id,
+                              cidr_block="192.168.224.0/24", ipv6_cidr_block="2001:db8::/64")
+    only6.node.default_child.ipv6_native = True
+    assert not cluster.node.validate()
+    eks.FargateProfile(stack, "Pods", cluster=cluster.cluster, selectors=[eks.Selector(namespace="apps")],
+                       vpc=eks_vpc.vpc, subnet_selection=ec2.SubnetSelection(subnets=[only6]))
+    eks.Nodegroup(stack, "Extra", cluster=cluster.cluster, subnets=ec2.SubnetSelection(subnets=[only6]))
+    errors = cluster.node.validate()
+    assert len(errors) == 2 and all("IPv6-only subnet" in e for e in errors), errors
+    assert any("Fargate profile" in e for e in errors) and any("managed node group" in e for e in errors)
+
+
+def test_ipv6_clusters_refuse_xen_instance_types():
+    # EKS: IPv6 needs Nitro instances (the VPC CNI assigns a /80 prefix per node).
+    with pytest.raises(ValueError, match="not a Nitro instance type"):
+        _cluster(ip_family=eks.IpFamily.IP_V6, nodegroups=[NodeGroupSpec("old", ("m4.large",))])
 
 
 def test_custom_networking_needs_an_eni_subnet_in_every_node_zone():

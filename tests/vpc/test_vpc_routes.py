@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from eksnet.vpc import NAT64_PREFIX, NatGateways, PodIpv4Egress
-from support.cfn import ref_id, resources
+from support.cfn import ref_id, resources, tags
 from vpc_testkit import Topology, lint_templates
 
 AZS = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
@@ -18,7 +18,8 @@ PER_AZ = {"nat_gateways": NatGateways.PER_AZ}
 VARIANTS = {
     "node-snat": PER_AZ,
     "nat64": {"pod_ipv4_egress": PodIpv4Egress.NAT64, **PER_AZ},
-    "ipv6-only": {"pod_ipv4_egress": PodIpv4Egress.NAT64, "ipv6_only_private_subnets": True, **PER_AZ},
+    "ipv6-only": {"pod_ipv4_egress": PodIpv4Egress.NAT64, "ipv6_only_private_subnets": True, **PER_AZ,
+                  "cluster_names": ["c"]},
     "nat64-shared-nat": {"pod_ipv4_egress": PodIpv4Egress.NAT64},  # the default: one NAT gateway
     "no-nat": {"nat_gateways": NatGateways.NONE},
 }
@@ -128,3 +129,10 @@ def test_every_subnet_gets_a_slash_64_and_ipv6_on_creation(topologies, variant):
         assert s.props["Ipv6CidrBlock"]["Fn::Select"][1]["Fn::Cidr"][2] == "64"
     (block,) = resources(topo.template, "AWS::EC2::VPCCidrBlock").values()
     assert block["Properties"]["AmazonProvidedIpv6CidrBlock"] is True
+
+
+def test_ipv6_only_subnets_are_not_tagged_for_a_cluster_that_cannot_use_them(topologies):
+    # EKS places nodes only in subnets with IPv4; the dual-stack public subnets keep the cluster tag.
+    topo = topologies["ipv6-only"]
+    for s in topo.subnets:
+        assert ("kubernetes.io/cluster/c" in tags(s.props)) is (not s.ipv6_native), s.logical_id
