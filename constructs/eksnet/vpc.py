@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
 
 from constructs import Construct, IConstruct, IValidation
 from eksnet.cidr_reservation import CidrReservationType, SubnetCidrReservation
@@ -232,6 +233,8 @@ class EksVpc(Construct):
       subnet with IPv4 (IPv6-only subnets are not tagged: EKS cannot place a cluster's nodes there).
     - ``multus`` [None]: a ``MultusNetwork`` adds Multus subnets, security group and pod ranges.
     - ``flow_logs`` [True]: VPC flow logs (all traffic) to a CloudWatch Logs group.
+    - ``flow_log_retention`` [``RetentionDays.ONE_MONTH``]: how long that group keeps them; None keeps the
+      aws-cdk-lib default (two years).
     - ``ipv6_egress_parity`` [True]: every ``ec2.SecurityGroup`` of this VPC in the same stack that allows
       all IPv4 egress also gets all IPv6 egress (an aspect; see ``_Ipv6EgressParity``).
 
@@ -255,6 +258,7 @@ class EksVpc(Construct):
         cluster_names: Sequence[str] = (),
         multus: MultusNetwork | None = None,
         flow_logs: bool = True,
+        flow_log_retention: logs.RetentionDays | None = logs.RetentionDays.ONE_MONTH,
         ipv6_egress_parity: bool = True,
     ) -> None:
         super().__init__(scope, id)
@@ -380,7 +384,13 @@ class EksVpc(Construct):
             self._add_multus(multus, multus_cidrs)
 
         # --- flow logs -----------------------------------------------------------------------------
-        self.flow_log: ec2.FlowLog | None = self.vpc.add_flow_log("FlowLog") if flow_logs else None
+        self.flow_log: ec2.FlowLog | None = None
+        if flow_logs:
+            destination = None
+            if flow_log_retention is not None:
+                destination = ec2.FlowLogDestination.to_cloud_watch_logs(
+                    logs.LogGroup(self, "FlowLogGroup", retention=flow_log_retention))
+            self.flow_log = self.vpc.add_flow_log("FlowLog", destination=destination)
 
         if ipv6_egress_parity:
             cdk.Aspects.of(stack).add(_Ipv6EgressParity(self.vpc))

@@ -76,6 +76,13 @@ def test_flow_logs_record_all_traffic_of_the_vpc_by_default(built):
     assert log["Properties"]["ResourceType"] == "VPC" and log["Properties"]["TrafficType"] == "ALL"
 
 
+def test_flow_logs_are_kept_a_month_by_default(built):
+    template, _ = built
+    (log,) = resources(template, "AWS::EC2::FlowLog").values()
+    group = template["Resources"][ref_id(log["Properties"]["LogGroupName"])]
+    assert group["Properties"]["RetentionInDays"] == 30
+
+
 def test_flow_logs_can_be_turned_off():
     vpc = EksVpc(new_stack(), "EksVpc", flow_logs=False)
     assert vpc.flow_log is None
