@@ -10,6 +10,7 @@ import re
 import pytest
 from eksnet import max_pods
 from eksnet.plan_model import SubnetKind, TargetKind, prefix_pods
+
 from node_runtime.ipam.allocator import parse_range
 
 
