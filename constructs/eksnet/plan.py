@@ -230,7 +230,7 @@ def render_text(plan: Plan) -> str:
                     v6 = f" + {net.ipv6_prefixes} x IPv6 /80" if net.ipv6_prefixes else ""
                     lines.append(f"      Multus {net.interface} (device index {net.device_index}): "
                                  f"{net.ipv4_prefixes} x IPv4 /28{v6} per node -> {net.pods_per_node} pods per node "
-                                 f"(IPv4 {net.ipv4_pods}, IPv6 {net.ipv6_pods if net.ipv6_pods is not None else '-'})")
+                                 f"(IPv4 {net.ipv4_pods}, IPv6 {_count(net.ipv6_pods)})")
         cap_rows = [["subnet", "zone", "node group", "nodes fit", "runs out first", "per node"]]
         for vpc in stack.vpcs:
             for s in vpc.subnets:
@@ -251,6 +251,16 @@ def render_text(plan: Plan) -> str:
     if plan.findings:
         lines += ["", "Findings"] + [f"  - {f}" for f in plan.findings]
     return "\n".join(lines) + "\n"
+
+
+def _count(n: int | None) -> str:
+    """Counts as people read them: an IPv6 /80's 2^48 - 1 addresses, not fifteen digits."""
+    if n is None:
+        return "-"
+    if n >= 2**32:
+        exp = (n + 1).bit_length() - 1
+        return f"2^{exp}" + ("-1" if n + 1 == 2**exp else "")
+    return str(n)
 
 
 def _name(vpc, subnet_id: str | None) -> str:
