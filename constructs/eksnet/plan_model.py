@@ -316,6 +316,10 @@ class _StackReader:
         t = self.t
         out: dict[str | None, list[Reservation]] = {}
         for lid, p in t.of_type("AWS::EC2::SubnetCidrReservation", "Custom::SubnetCidrReservation"):
+            if "Cidr" not in p:  # an AwsCustomResource: the EC2 call's parameters are JSON inside "Create"
+                call = t.json_value(p.get("Create"))
+                params = call.get("parameters") if isinstance(call, dict) else None
+                p = {k: t.unmark(v) for k, v in params.items()} if isinstance(params, dict) else {}
             subnet_id = t.ref(p.get("SubnetId"))
             raw = p.get("Cidr")
             family = 6 if (isinstance(raw, str) and ":" in raw) or "Ipv6CidrBlocks" in repr(raw) else 4

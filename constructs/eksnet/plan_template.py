@@ -92,6 +92,7 @@ class Template:
         self.resources: dict[str, dict[str, Any]] = document.get("Resources") or {}
         if not isinstance(self.resources, dict):
             raise PlanInputError(f"stack {stack}: the template's Resources is not an object")
+        self._exprs: list[Any] = []  # intrinsics met inside joined strings (see join_with_markers)
 
     def of_type(self, *types: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """(logical id, properties) of each resource of one of ``types``, in template order."""
@@ -141,12 +142,16 @@ class Template:
                 yield from cls.refs_in(v)
 
     def join_with_markers(self, value: Any) -> str | None:
-        """A string value with every reference written as ``{{ref:LogicalId}}``; None if not a string or Join."""
+        """A string value with every reference written as ``{{ref:LogicalId}}`` and any other intrinsic as
+        ``{{expr:N}}`` (see ``unmark``); None if it is neither a string nor a join of them."""
         if isinstance(value, str):
             return value
         target = self.ref(value)
         if target is not None:
             return "{{ref:" + target + "}}"
+        if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("Fn::Select", "Fn::Cidr"):
+            self._exprs.append(value)
+            return "{{expr:" + str(len(self._exprs) - 1) + "}}"
         if isinstance(value, dict) and "Fn::Join" in value:
             sep, parts = value["Fn::Join"]
             pieces = [self.join_with_markers(p) for p in parts]
@@ -154,6 +159,17 @@ class Template:
         if isinstance(value, dict) and "Fn::Base64" in value:
             return self.join_with_markers(value["Fn::Base64"])
         return None
+
+    def unmark(self, value: Any) -> Any:
+        """The intrinsic a ``{{ref:..}}`` or ``{{expr:..}}`` marker stands for; other values unchanged."""
+        if isinstance(value, str):
+            m = re.fullmatch(r"\{\{ref:(.+)\}\}", value)
+            if m:
+                return {"Ref": m.group(1)}
+            m = re.fullmatch(r"\{\{expr:(\d+)\}\}", value)
+            if m and int(m.group(1)) < len(self._exprs):
+                return self._exprs[int(m.group(1))]
+        return value
 
     def json_value(self, value: Any) -> Any:
         """A JSON document held in a (possibly joined) string, references kept as ``{{ref:Id}}`` strings."""

@@ -4,6 +4,7 @@ constructs use (``eksnet.max_pods`` and the node runtime's allocator): nothing i
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import re
 
@@ -86,10 +87,28 @@ def test_nat_routes_go_to_a_nat_gateway_of_the_same_vpc(plan):
                         assert r.target_id in nats
 
 
+RESERVATION_TYPES = ("AWS::EC2::SubnetCidrReservation", "Custom::SubnetCidrReservation")
+
+
+def reservation_props(kind: str, props: dict) -> dict:
+    """SubnetId, Cidr and ReservationType of CloudFormation's reservation, or of the custom resource that
+    calls CreateSubnetCidrReservation (its parameters are JSON joined with intrinsics in ``Create``)."""
+    if "Cidr" in props:
+        return props
+    parts = props["Create"]["Fn::Join"][1]
+    held = {f"@@{i}@@": p for i, p in enumerate(parts) if not isinstance(p, str)}
+    text = "".join(p if isinstance(p, str) else f"@@{i}@@" for i, p in enumerate(parts))
+    params = json.loads(text)["parameters"]
+    assert params and kind == "Custom::SubnetCidrReservation"
+    return {k: held.get(v, v) for k, v in params.items()}
+
+
 def test_reservations_and_delegated_prefixes_are_read_from_the_templates(plan, templates):
     for stack in ("EksnetNetwork", "EksnetMultus"):
         template = templates[stack]
-        cfn = resources(template, "AWS::EC2::SubnetCidrReservation")
+        cfn = {lid: reservation_props(kind, p) for kind in RESERVATION_TYPES
+               for lid, p in resources(template, kind).items()}
+        assert cfn
         planned = {r.id: (n, r) for (s, _), n in subnets_of(plan).items() if s == stack for r in n.reservations}
         assert set(planned) == set(cfn)
         for lid, props in cfn.items():
@@ -219,3 +238,7 @@ def test_fixed_hourly_cost_is_count_times_the_dated_price(plan, templates):
     assert plan.hourly_total == pytest.approx(expected)
     assert plan.prices_checked == load_prices()["checked"]
 
+
+
+def test_everything_in_the_default_app_can_be_read(plan):
+    assert not [f for f in plan.findings if "cannot be read" in f or "is not in" in f]
