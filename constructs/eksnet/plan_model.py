@@ -410,7 +410,8 @@ class _StackReader:
                 "id": lid, "interfaces": interfaces,
                 "ipv4_prefixes": _int(env.get("MULTUS_IPV4_PREFIX_COUNT"), 0),
                 "ipv6_prefixes": _int(env.get("MULTUS_IPV6_PREFIX_COUNT"), 0),
-                "node_groups": self._node_groups_of_function(lid),
+                "node_groups": self._node_groups_behind(env["MULTUS_GROUP_NAMES"], set())
+                if "MULTUS_GROUP_NAMES" in env else self._node_groups_of_function(lid),
             })
         return found
 
@@ -430,6 +431,7 @@ class _StackReader:
         return out
 
     def _node_groups_of_function(self, function_id: str) -> set[str]:
+        """The groups an EventBridge rule sends to the function, or else those with a launch hook in the stack."""
         t = self.t
         groups: set[str] = set()
         for _, p in t.of_type("AWS::Events::Rule"):

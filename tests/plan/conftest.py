@@ -1,10 +1,6 @@
-"""Fixtures of the plan tests: the default app's plan (from the session's cloud assembly), and small
-hand-written assemblies for what the default app does not contain."""
+"""Fixtures of the plan tests: the default app's plan, from the session's cloud assembly."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import pytest
 from eksnet.plan import Plan, build_plan
@@ -13,18 +9,3 @@ from eksnet.plan import Plan, build_plan
 @pytest.fixture(scope="session")
 def plan(cdk_out) -> Plan:
     return build_plan(cdk_out)
-
-
-def write_assembly(directory: Path, stacks: dict[str, dict], *, region: str = "eu-central-1") -> Path:
-    """A minimal cloud assembly: manifest.json listing ``stacks`` (name -> template) in ``region``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    artifacts = {}
-    for name, template in stacks.items():
-        (directory / f"{name}.template.json").write_text(json.dumps(template))
-        artifacts[name] = {
-            "type": "aws:cloudformation:stack",
-            "environment": f"aws://111122223333/{region}",
-            "properties": {"templateFile": f"{name}.template.json"},
-        }
-    (directory / "manifest.json").write_text(json.dumps({"version": "55.0.0", "artifacts": artifacts}))
-    return directory

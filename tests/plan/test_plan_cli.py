@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write_assembly
 from eksnet.plan import console_main, main
+from plan_testkit import write_assembly
 from support.paths import ROOT, VENV_BIN
 
 

@@ -5,11 +5,11 @@ a private NAT gateway, prefix mode, two Multus interfaces, a region without pric
 from __future__ import annotations
 
 import pytest
-from conftest import write_assembly
 from eksnet import max_pods
 from eksnet.plan import build_plan, render_text
 from eksnet.plan_model import SubnetKind, TargetKind
 from eksnet.plan_template import SymbolicCidr, Template
+from plan_testkit import write_assembly
 
 
 def ref(x):
@@ -181,3 +181,29 @@ def test_symbolic_cidrs_name_their_place_and_size():
     assert block.offset == 5 * 2 ** 64
     assert t.cidr({"Fn::Select": [1, {"Fn::Cidr": ["10.0.0.0/16", 4, "8"]}]}, family=4).exploded == "10.0.1.0/24"
     assert t.cidr({"Fn::ImportValue": "x"}, family=6) is None
+
+
+def test_the_functions_group_names_say_which_node_groups_carry_multus_enis(tmp_path):
+    """With MULTUS_GROUP_NAMES in the function's environment, no EventBridge rule is needed to find the groups."""
+    t = template(max_pods_in_user_data=110)
+    t["Resources"]["Fn"]["Properties"]["Environment"]["Variables"]["MULTUS_GROUP_NAMES"] = {
+        "Fn::Join": ["", ['["', {"Fn::GetAtt": ["Asg", "name"]}, '"]']]}
+    del t["Resources"]["Rule"]
+    plan = build_plan(write_assembly(tmp_path, {"Hand": t}))
+    [group] = [g for s in plan.stacks for c in s.clusters for g in c.node_groups]
+    assert group.multus_enis == 2
+
+
+def test_without_a_rule_or_group_names_the_launch_hooks_say_which_groups(tmp_path):
+    t = template(max_pods_in_user_data=110)
+    del t["Resources"]["Rule"]
+    t["Resources"]["Hook"] = {"Type": "AWS::AutoScaling::LifecycleHook", "Properties": {
+        "AutoScalingGroupName": {"Fn::GetAtt": ["Asg", "name"]},
+        "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING"}}
+    plan = build_plan(write_assembly(tmp_path, {"Hand": t}))
+    [group] = [g for s in plan.stacks for c in s.clusters for g in c.node_groups]
+    assert group.multus_enis == 2
+    del t["Resources"]["Hook"]
+    plan = build_plan(write_assembly(tmp_path / "none", {"Hand": t}))
+    [group] = [g for s in plan.stacks for c in s.clusters for g in c.node_groups]
+    assert group.multus_enis == 0
