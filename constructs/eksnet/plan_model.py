@@ -630,6 +630,26 @@ def _fill_capacity(stack: Stack) -> None:
                 subnet.capacity.append(Capacity(node_group=group.name, per_node=demand,
                                                 available={k: supply.get(k, 0) for k in demand},
                                                 nodes=fits[limit], limited_by=limit))
+            _check_group_fits(stack, group, subnets)
+
+
+def _check_group_fits(stack: Stack, group: NodeGroup, subnets: dict[str, Subnet]) -> None:
+    """A finding when the group at its maximum size holds more nodes than its subnets can: per zone, the
+    tightest of its subnets there (node and Multus) limits it; zones add up."""
+    per_zone: dict[str, int] = {}
+    for sid in group.subnets:
+        zone = subnets[sid].zone if sid in subnets else None
+        if zone is None:
+            continue
+        here = [c.nodes for s in subnets.values() if s.zone == zone for c in s.capacity
+                if c.node_group == group.name and (s.id == sid or s.kind is SubnetKind.MULTUS)]
+        if here:
+            per_zone[zone] = min(here + [per_zone.get(zone, min(here))])
+    total = sum(per_zone.values())
+    if per_zone and group.max_size > total:
+        tight = ", ".join(f"{z}: {n}" for z, n in sorted(per_zone.items()))
+        stack.findings.append(f"node group {group.name}: max size {group.max_size} is more nodes than its subnets "
+                              f"hold ({total}; {tight})")
 
 
 def read_stacks(templates: Iterable[Template]) -> list[Stack]:

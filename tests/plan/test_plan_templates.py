@@ -207,3 +207,15 @@ def test_without_a_rule_or_group_names_the_launch_hooks_say_which_groups(tmp_pat
     plan = build_plan(write_assembly(tmp_path / "none", {"Hand": t}))
     [group] = [g for s in plan.stacks for c in s.clusters for g in c.node_groups]
     assert group.multus_enis == 0
+
+
+def test_a_node_group_larger_than_its_subnets_hold_is_a_finding(hand_plan):
+    [group] = [g for s in hand_plan.stacks for c in s.clusters for g in c.node_groups]
+    [cap] = the(hand_plan, "Private").capacity
+    assert group.max_size > cap.nodes
+    assert any(f"node group ng1: max size {group.max_size} is more nodes than its subnets hold ({cap.nodes};" in f
+               for f in hand_plan.findings), hand_plan.findings
+
+
+def test_the_default_apps_node_groups_fit_their_subnets(plan):
+    assert not [f for f in plan.findings if "is more nodes than its subnets hold" in f]
