@@ -215,8 +215,9 @@ def render_text(plan: Plan) -> str:
         for cluster in stack.clusters:
             mode = cluster.cni_mode + (", custom networking" if cluster.custom_networking else "") + \
                 (", security groups per pod" if cluster.pod_security_groups else "")
+            elsewhere = cluster.vpc_id and not cluster.vpc_id.startswith(f"{stack.name}/")
             lines.append(f"  EKS cluster {cluster.name}: {cluster.ip_family}, Kubernetes {cluster.version or '?'}, "
-                         f"VPC CNI {mode}")
+                         f"VPC CNI {mode}" + (f", in VPC {cluster.vpc_id} (imported)" if elsewhere else ""))
             for g in cluster.node_groups:
                 lines.append(f"    node group {g.name}: {', '.join(g.instance_types)}, {g.min_size}-{g.max_size} "
                              f"nodes (desired {g.desired_size})")

@@ -6,6 +6,7 @@ edge, each zone's NAT gateways at the top of its column, and the clusters with t
 Multus interfaces along the bottom edge. Positions then follow from counting, so the drawing is
 deterministic (the README's SVG is checked against the current app) and needs nothing beyond drawsvg.
 
+A cluster is drawn below the VPC of its subnets, also when that VPC is another stack's (exports).
 Every box a test or a tool may look for carries an ``id`` and a ``class``: ``subnet`` (with
 ``data-zone``, ``data-tier``, ``data-vpc``), ``gateway`` (``data-kind``), ``zone`` (the column, with
 ``data-zone`` and ``data-vpc``), ``cluster`` and ``nodegroup``. Ids are ``<stack>--<logical id>``.
@@ -111,7 +112,8 @@ def _node_group_lines(cluster: Cluster) -> list[list[str]]:
     return out
 
 
-def _panel(stack: Stack, vpc: Vpc, top: float) -> tuple[list[draw.DrawingElement], float, float]:
+def _panel(stack: Stack, vpc: Vpc, top: float, clusters: list[tuple[Stack, Cluster]]
+           ) -> tuple[list[draw.DrawingElement], float, float]:
     """One VPC's panel, from ``top``; returns its elements, height and width."""
     vpc_key = f"{stack.name}/{vpc.id}"
     rows = _rows(vpc)
@@ -119,8 +121,7 @@ def _panel(stack: Stack, vpc: Vpc, top: float) -> tuple[list[draw.DrawingElement
     nat_by_zone = {z: [g for g in vpc.gateways if g.kind is TargetKind.NAT and g.zone == z] for z in zones}
     nat_row = max((len(v) for v in nat_by_zone.values()), default=0)
     edge = [g for g in vpc.gateways if g.kind is not TargetKind.NAT]
-    clusters = [c for c in stack.clusters if c.vpc_id == vpc.id]
-    cluster_lines = [_node_group_lines(c) for c in clusters]
+    cluster_lines = [_node_group_lines(c) for _, c in clusters]
 
     width = PAD * 2 + len(zones) * (COL_W + PAD) - PAD
     subnet_h = max((len(_subnet_lines(s)) for s in vpc.subnets), default=1) * LINE + 12
@@ -169,13 +170,13 @@ def _panel(stack: Stack, vpc: Vpc, top: float) -> tuple[list[draw.DrawingElement
             _texts(panel, box, _subnet_lines(s))
     y = grid_top + grid_h + PAD
     # Bottom edge: clusters, their node groups and Multus interfaces.
-    for cluster, groups in zip(clusters, cluster_lines, strict=True):
+    for (owner, cluster), groups in zip(clusters, cluster_lines, strict=True):
         per_row = max(1, (width - 2 * PAD - 16) // (NODEGROUP_W + PAD))
         ng_h = max((len(lines) for lines in groups), default=1) * LINE + 12
         n_rows = -(-len(groups) // per_row) if groups else 0
         ch = 2 * LINE + 10 + n_rows * (ng_h + PAD)
         panel.append(draw.Rectangle(PAD, y, width - 2 * PAD, ch, rx=8, fill="#f7f7f7", stroke="#333",
-                                    id=element_id(stack.name, cluster.id), class_="cluster", data_vpc=vpc_key))
+                                    id=element_id(owner.name, cluster.id), class_="cluster", data_vpc=vpc_key))
         _texts(panel, _Box(PAD, y, width, LINE), [
             f"EKS cluster {cluster.name}: {cluster.ip_family}, Kubernetes {cluster.version or '?'}, "
             f"VPC CNI {cluster.cni_mode}"])
@@ -183,7 +184,7 @@ def _panel(stack: Stack, vpc: Vpc, top: float) -> tuple[list[draw.DrawingElement
             box = _Box(PAD + 8 + (i % per_row) * (NODEGROUP_W + PAD), y + 2 * LINE + 4 + (i // per_row) * (ng_h + PAD),
                        NODEGROUP_W, ng_h)
             panel.append(draw.Rectangle(box.x, box.y, box.w, box.h, rx=6, fill="#ffffff", stroke="#666",
-                                        id=element_id(stack.name, g.id), class_="nodegroup", data_vpc=vpc_key))
+                                        id=element_id(owner.name, g.id), class_="nodegroup", data_vpc=vpc_key))
             _texts(panel, box, lines)
         y += ch + PAD
     height = y - top
@@ -194,9 +195,11 @@ def _panel(stack: Stack, vpc: Vpc, top: float) -> tuple[list[draw.DrawingElement
 def render_svg(plan: Plan) -> str:
     panels: list[draw.DrawingElement] = []
     top, width = 0.0, 400.0
+    clusters = [(s, c) for s in plan.stacks for c in s.clusters]
     for stack in plan.stacks:
         for vpc in stack.vpcs:
-            elements, height, w = _panel(stack, vpc, top)
+            here = [(s, c) for s, c in clusters if c.vpc_id == f"{stack.name}/{vpc.id}"]
+            elements, height, w = _panel(stack, vpc, top, here)
             panels += elements
             top += height + PAD
             width = max(width, w)

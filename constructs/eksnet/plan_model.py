@@ -25,7 +25,6 @@ Each subnet offers IPv4 addresses (its size less AWS's 5 and every reservation),
 from __future__ import annotations
 
 import enum
-import ipaddress
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -33,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eksnet import max_pods as _max_pods
-from eksnet.plan_template import Cidr, IPNetwork, SymbolicCidr, Template, cidr_size
+from eksnet.plan_template import Cidr, SymbolicCidr, Template, cidr_size
 from node_runtime.ipam.allocator import parse_range
 
 AWS_RESERVED_PER_SUBNET = 5  # network, VPC router, DNS, future use, broadcast
@@ -96,6 +95,7 @@ class Capacity:
     """How many nodes of ``node_group`` one subnet holds, and which resource runs out first."""
 
     node_group: str
+    cluster: str
     per_node: dict[str, int]
     available: dict[str, int]
     nodes: int
@@ -117,6 +117,12 @@ class Subnet:
     reservations: list[Reservation] = field(default_factory=list)
     device_index: int | None = None  # Multus subnets: the ENI device index they serve
     capacity: list[Capacity] = field(default_factory=list)
+    stack: str = ""
+
+    @property
+    def key(self) -> str:
+        """``<stack>/<logical id>``: unique in the assembly (node groups may use another stack's subnets)."""
+        return f"{self.stack}/{self.id}"
 
     @property
     def tier(self) -> str:
@@ -141,7 +147,7 @@ class MultusNetwork:
 
     interface: str
     device_index: int
-    subnets: dict[str, str]  # zone -> subnet id
+    subnets: dict[str, str]  # zone -> subnet key (``Subnet.key``)
     ipv4_prefixes: int
     ipv6_prefixes: int
     ipv4_pods: int  # addresses the node runtime hands out from the delegated IPv4 prefixes
@@ -158,7 +164,7 @@ class NodeGroup:
     min_size: int
     desired_size: int
     max_size: int
-    subnets: list[str]
+    subnets: list[str]  # subnet keys (``Subnet.key``), in this stack or another one's through exports
     max_enis: int | None  # the instance type's limit (smallest over the types)
     multus_enis: int
     vpc_cni_enis: int | None  # ENIs the VPC CNI may use (after Multus and the trunk ENI)
@@ -184,7 +190,7 @@ class Cluster:
     cni_mode: str
     custom_networking: bool
     pod_security_groups: bool
-    vpc_id: str | None
+    vpc_id: str | None  # ``<stack>/<logical id>`` of the VPC of its subnets
     node_groups: list[NodeGroup]
 
 
@@ -254,7 +260,7 @@ class _StackReader:
         self.t = template
         self.findings: list[str] = []
 
-    def read(self) -> Stack:
+    def read_network(self, multus_subnets: dict[str, tuple[str, int]]) -> list[Vpc]:
         t = self.t
         rt_of_subnet = {self.t.ref(p.get("SubnetId")): self.t.ref(p.get("RouteTableId"))
                         for _, p in t.of_type("AWS::EC2::SubnetRouteTableAssociation")}
@@ -264,10 +270,6 @@ class _StackReader:
             if route is not None:
                 routes_of_rt.setdefault(t.ref(p.get("RouteTableId")), []).append(route)
         reservations = self._reservations()
-        multus = self._multus_lambdas()
-        multus_subnets = {sid: (iface, dev) for m in multus for iface, dev, zones in m["interfaces"]
-                          for sid in zones.values()}
-
         vpcs: list[Vpc] = []
         for vpc_id, vp in t.of_type("AWS::EC2::VPC"):
             ipv6_root = t.vpc_ipv6_root(vpc_id)
@@ -276,7 +278,7 @@ class _StackReader:
                 if t.ref(sp.get("VpcId")) != vpc_id:
                     continue
                 subnets.append(self._subnet(sid, sp, routes_of_rt.get(rt_of_subnet.get(sid), []),
-                                            reservations.get(sid, []), multus_subnets.get(sid)))
+                                            reservations.get(sid, []), multus_subnets.get(f"{t.stack}/{sid}")))
             zones = sorted({s.zone for s in subnets})
             name = _tags(vp).get("Name")
             vpcs.append(Vpc(
@@ -285,11 +287,7 @@ class _StackReader:
                 ipv6=_cidr_text(ipv6_root), zones=zones, subnets=subnets,
                 gateways=self._gateways(vpc_id, {s.id: s for s in subnets}),
             ))
-        clusters = self._clusters(vpcs, multus)
-        stack = Stack(name=t.stack, region=t.region, account=t.account, vpcs=vpcs, clusters=clusters,
-                      findings=self.findings)
-        _fill_capacity(stack)
-        return stack
+        return vpcs
 
     # routes, subnets, gateways ---------------------------------------------------------------------------
 
@@ -361,7 +359,7 @@ class _StackReader:
             ipv4=_cidr_text(ipv4), ipv4_size=cidr_size(ipv4) if ipv4 is not None else 0,
             ipv6=_cidr_text(ipv6), ipv6_prefixlen=ipv6.prefixlen if ipv6 is not None else None,
             dns64=_bool(p.get("EnableDns64")), routes=sorted(routes, key=lambda r: (":" in r.destination, r.destination)),
-            reservations=reservations, device_index=multus[1] if multus else None,
+            reservations=reservations, device_index=multus[1] if multus else None, stack=self.t.stack,
         )
 
     def _gateways(self, vpc_id: str, subnets: dict[str, Subnet]) -> list[Gateway]:
@@ -383,7 +381,7 @@ class _StackReader:
 
     # Multus ------------------------------------------------------------------------------------------------
 
-    def _multus_lambdas(self) -> list[dict[str, Any]]:
+    def read_multus(self) -> list[dict[str, Any]]:
         """Each Multus ENI function: its interfaces (name, device index, zone -> subnet), prefix counts, node groups."""
         t = self.t
         found = []
@@ -403,15 +401,16 @@ class _StackReader:
                 for zone, ids in sorted(zones.items()):
                     if isinstance(ids, list) and position < len(ids):
                         m = re.fullmatch(r"\{\{ref:(.+)\}\}", str(ids[position]))
-                        if m:
-                            per_zone[zone] = m.group(1)
+                        if m:  # "<stack>/<id>" when imported from another stack
+                            per_zone[zone] = m.group(1) if "/" in m.group(1) else f"{t.stack}/{m.group(1)}"
                 interfaces.append((f"multus{first + position}", first + position, per_zone))
             found.append({
                 "id": lid, "interfaces": interfaces,
                 "ipv4_prefixes": _int(env.get("MULTUS_IPV4_PREFIX_COUNT"), 0),
                 "ipv6_prefixes": _int(env.get("MULTUS_IPV6_PREFIX_COUNT"), 0),
-                "node_groups": self._node_groups_behind(env["MULTUS_GROUP_NAMES"], set())
-                if "MULTUS_GROUP_NAMES" in env else self._node_groups_of_function(lid),
+                "node_groups": {f"{t.stack}/{g}" for g in (
+                    self._node_groups_behind(env["MULTUS_GROUP_NAMES"], set())
+                    if "MULTUS_GROUP_NAMES" in env else self._node_groups_of_function(lid))},
             })
         return found
 
@@ -445,10 +444,10 @@ class _StackReader:
 
     # clusters and node groups ---------------------------------------------------------------------------------
 
-    def _clusters(self, vpcs: list[Vpc], multus: list[dict[str, Any]]) -> list[Cluster]:
+    def read_clusters(self, subnets: dict[str, Subnet], subnet_vpc: dict[str, str],
+                      multus: list[dict[str, Any]]) -> list[Cluster]:
+        """Clusters and node groups; ``subnets`` and ``subnet_vpc`` (subnet key -> VPC key) span the assembly."""
         t = self.t
-        subnet_vpc = {s.id: v.id for v in vpcs for s in v.subnets}
-        subnet_by_id = {s.id: s for v in vpcs for s in v.subnets}
         clusters = []
         for cid, p in t.of_type("AWS::EKS::Cluster"):
             name = p.get("Name") if isinstance(p.get("Name"), str) else cid
@@ -466,13 +465,13 @@ class _StackReader:
                 cni_mode=CNI_MODES[2] if ipv6 else CNI_MODES[1] if prefix else CNI_MODES[0],
                 custom_networking=_bool(env.get("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG")),
                 pod_security_groups=_bool(env.get("ENABLE_POD_ENI")),
-                vpc_id=next((subnet_vpc[s] for s in t.refs_in((p.get("ResourcesVpcConfig") or {}).get("SubnetIds"))
-                             if s in subnet_vpc), None),
+                vpc_id=next((subnet_vpc["/".join(k)] for k in t.targets_in(
+                    (p.get("ResourcesVpcConfig") or {}).get("SubnetIds")) if "/".join(k) in subnet_vpc), None),
                 node_groups=[],
             )
             for gid, gp in t.of_type("AWS::EKS::Nodegroup"):
                 if t.ref(gp.get("ClusterName")) == cid:
-                    cluster.node_groups.append(self._node_group(cluster, gid, gp, multus, subnet_by_id))
+                    cluster.node_groups.append(self._node_group(cluster, gid, gp, multus, subnets))
             clusters.append(cluster)
         return clusters
 
@@ -492,13 +491,13 @@ class _StackReader:
         types = [x for x in gp.get("InstanceTypes") or ["t3.medium"] if isinstance(x, str)]  # EKS's default
         scaling = gp.get("ScalingConfig") or {}
         networks: list[tuple[dict[str, Any], tuple[str, int, dict[str, str]]]] = [
-            (m, iface) for m in multus if gid in m["node_groups"] for iface in m["interfaces"]
+            (m, iface) for m in multus if f"{t.stack}/{gid}" in m["node_groups"] for iface in m["interfaces"]
         ]
         group = NodeGroup(
             id=gid, name=name, cluster=cluster.name, instance_types=types,
             min_size=_int(scaling.get("MinSize"), 1), desired_size=_int(scaling.get("DesiredSize"), 1),
             max_size=_int(scaling.get("MaxSize"), 1),
-            subnets=[s for s in t.refs_in(gp.get("Subnets")) if s in subnets],
+            subnets=[k for k in ("/".join(x) for x in t.targets_in(gp.get("Subnets"))) if k in subnets],
             max_enis=None, multus_enis=len(networks), vpc_cni_enis=None, vpc_cni_enis_at_max_pods=None,
             trunk_eni=cluster.pod_security_groups, max_pods=None, user_data_max_pods=self._user_data_max_pods(gp),
         )
@@ -587,7 +586,7 @@ def _node_demand(subnet: Subnet, group: NodeGroup, cluster: Cluster) -> dict[str
     v4_prefix_reserved = any(r.family == 4 and r.type == "prefix" for r in subnet.reservations)
     if subnet.kind is SubnetKind.MULTUS:
         for net in group.multus:
-            if subnet.id not in net.subnets.values():
+            if subnet.key not in net.subnets.values():
                 continue
             demand["IPv4 addresses"] = demand.get("IPv4 addresses", 0) + (1 if subnet.ipv4 else 0)
             if net.ipv4_prefixes:
@@ -612,39 +611,35 @@ def _node_demand(subnet: Subnet, group: NodeGroup, cluster: Cluster) -> dict[str
     return {"IPv4 addresses": enis * lim_per_eni}
 
 
-def _fill_capacity(stack: Stack) -> None:
-    subnets = {s.id: s for v in stack.vpcs for s in v.subnets}
-    for cluster in stack.clusters:
-        for group in cluster.node_groups:
-            used = list(group.subnets) + [sid for net in group.multus for sid in net.subnets.values()]
-            for sid in dict.fromkeys(used):
-                subnet = subnets.get(sid)
-                if subnet is None:
-                    continue
-                demand = {k: v for k, v in _node_demand(subnet, group, cluster).items() if v > 0}
-                supply = _subnet_supply(subnet)
-                fits = {k: supply.get(k, 0) // v for k, v in demand.items()}
-                if not fits:
-                    continue
-                limit = min(fits, key=lambda k: (fits[k], k))
-                subnet.capacity.append(Capacity(node_group=group.name, per_node=demand,
-                                                available={k: supply.get(k, 0) for k in demand},
-                                                nodes=fits[limit], limited_by=limit))
-            _check_group_fits(stack, group, subnets)
+def _fill_capacity(stacks: Sequence[Stack], subnets: dict[str, Subnet]) -> None:
+    for stack in stacks:
+        for cluster in stack.clusters:
+            for group in cluster.node_groups:
+                used = list(dict.fromkeys([*group.subnets, *(k for net in group.multus for k in net.subnets.values())]))
+                for key in used:
+                    subnet = subnets.get(key)
+                    if subnet is None:
+                        continue
+                    demand = {k: v for k, v in _node_demand(subnet, group, cluster).items() if v > 0}
+                    supply = _subnet_supply(subnet)
+                    fits = {k: supply.get(k, 0) // v for k, v in demand.items()}
+                    if not fits:
+                        continue
+                    limit = min(fits, key=lambda k: (fits[k], k))
+                    subnet.capacity.append(Capacity(node_group=group.name, cluster=cluster.name, per_node=demand,
+                                                    available={k: supply.get(k, 0) for k in demand},
+                                                    nodes=fits[limit], limited_by=limit))
+                _check_group_fits(stack, cluster, group, [subnets[k] for k in used if k in subnets])
 
 
-def _check_group_fits(stack: Stack, group: NodeGroup, subnets: dict[str, Subnet]) -> None:
+def _check_group_fits(stack: Stack, cluster: Cluster, group: NodeGroup, used: list[Subnet]) -> None:
     """A finding when the group at its maximum size holds more nodes than its subnets can: per zone, the
     tightest of its subnets there (node and Multus) limits it; zones add up."""
     per_zone: dict[str, int] = {}
-    for sid in group.subnets:
-        zone = subnets[sid].zone if sid in subnets else None
-        if zone is None:
-            continue
-        here = [c.nodes for s in subnets.values() if s.zone == zone for c in s.capacity
-                if c.node_group == group.name and (s.id == sid or s.kind is SubnetKind.MULTUS)]
-        if here:
-            per_zone[zone] = min(here + [per_zone.get(zone, min(here))])
+    for subnet in used:
+        for c in subnet.capacity:
+            if (c.cluster, c.node_group) == (cluster.name, group.name):
+                per_zone[subnet.zone] = min(c.nodes, per_zone.get(subnet.zone, c.nodes))
     total = sum(per_zone.values())
     if per_zone and group.max_size > total:
         tight = ", ".join(f"{z}: {n}" for z, n in sorted(per_zone.items()))
@@ -653,12 +648,17 @@ def _check_group_fits(stack: Stack, group: NodeGroup, subnets: dict[str, Subnet]
 
 
 def read_stacks(templates: Iterable[Template]) -> list[Stack]:
-    return [_StackReader(t).read() for t in templates]
+    """Every stack's network, then clusters (whose subnets may be another stack's exports), then capacity."""
+    readers = [_StackReader(t) for t in templates]
+    multus = [m for r in readers for m in r.read_multus()]
+    multus_subnets = {key: (iface, dev) for m in multus for iface, dev, zones in m["interfaces"]
+                      for key in zones.values()}
+    networks = [r.read_network(multus_subnets) for r in readers]
+    subnets = {n.key: n for vpcs in networks for v in vpcs for n in v.subnets}
+    subnet_vpc = {n.key: f"{n.stack}/{v.id}" for vpcs in networks for v in vpcs for n in v.subnets}
+    stacks = [Stack(name=r.t.stack, region=r.t.region, account=r.t.account, vpcs=vpcs,
+                    clusters=r.read_clusters(subnets, subnet_vpc, multus), findings=r.findings)
+              for r, vpcs in zip(readers, networks, strict=True)]
+    _fill_capacity(stacks, subnets)
+    return stacks
 
-
-def ipv4_network(text: str | None) -> IPNetwork | None:
-    return ipaddress.ip_network(text) if text else None
-
-
-def all_subnets(stacks: Sequence[Stack]) -> list[tuple[Stack, Vpc, Subnet]]:
-    return [(s, v, n) for s in stacks for v in s.vpcs for n in v.subnets]

@@ -93,6 +93,9 @@ class Template:
         if not isinstance(self.resources, dict):
             raise PlanInputError(f"stack {stack}: the template's Resources is not an object")
         self._exprs: list[Any] = []  # intrinsics met inside joined strings (see join_with_markers)
+        # Export name -> (stack, logical id), shared by every template of the assembly (``load_assembly``).
+        self.exports: dict[str, tuple[str, str]] = {}
+        self.outputs: dict[str, Any] = document.get("Outputs") or {}
 
     def of_type(self, *types: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """(logical id, properties) of each resource of one of ``types``, in template order."""
@@ -122,6 +125,27 @@ class Template:
                 return att.split(".", 1)[0]
         return None
 
+    def target(self, value: Any) -> tuple[str, str] | None:
+        """(stack, logical id) that a Ref/GetAtt, or an ``Fn::ImportValue`` of another stack's export, points at."""
+        local = self.ref(value)
+        if local is not None:
+            return self.stack, local
+        if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("Fn::ImportValue"), str):
+            return self.exports.get(value["Fn::ImportValue"])
+        return None
+
+    def targets_in(self, value: Any) -> Iterator[tuple[str, str]]:
+        """Every (stack, logical id) referenced inside ``value``, across stacks through exports."""
+        found = self.target(value)
+        if found is not None:
+            yield found
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from self.targets_in(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from self.targets_in(v)
+
     @classmethod
     def refs_in(cls, value: Any) -> Iterator[str]:
         """Every logical id referenced anywhere inside ``value`` (Ref, GetAtt, and ${X} of Fn::Sub)."""
@@ -149,6 +173,9 @@ class Template:
         target = self.ref(value)
         if target is not None:
             return "{{ref:" + target + "}}"
+        if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("Fn::ImportValue"), str):
+            found = self.exports.get(value["Fn::ImportValue"])
+            return "{{ref:" + "/".join(found) + "}}" if found else None
         if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("Fn::Select", "Fn::Cidr"):
             self._exprs.append(value)
             return "{{expr:" + str(len(self._exprs) - 1) + "}}"
@@ -278,4 +305,13 @@ def load_assembly(path: Path) -> list[Template]:
         ))
     if not stacks:
         raise PlanInputError(f"{manifest_file} lists no CloudFormation stack")
+    exports: dict[str, tuple[str, str]] = {}
+    for t in stacks:
+        for output in t.outputs.values() if isinstance(t.outputs, dict) else ():
+            name = (output.get("Export") or {}).get("Name") if isinstance(output, dict) else None
+            target = Template.ref(output.get("Value")) if isinstance(output, dict) else None
+            if isinstance(name, str) and target is not None:
+                exports[name] = (t.stack, target)
+    for t in stacks:
+        t.exports = exports
     return stacks

@@ -156,7 +156,7 @@ def test_the_multus_node_group_has_one_multus_eni_per_multus_subnet_of_its_zone(
     assert (net.interface, net.device_index) == ("multus1", int(env["MULTUS_FIRST_DEVICE_INDEX"]))
     assert (net.ipv4_prefixes, net.ipv6_prefixes) == (int(env["MULTUS_IPV4_PREFIX_COUNT"]),
                                                       int(env["MULTUS_IPV6_PREFIX_COUNT"]))
-    multus_subnets = {n.id: n for v in stack.vpcs for n in v.subnets if n.kind is SubnetKind.MULTUS}
+    multus_subnets = {n.key: n for v in stack.vpcs for n in v.subnets if n.kind is SubnetKind.MULTUS}
     assert set(net.subnets.values()) == set(multus_subnets)
     assert all(multus_subnets[sid].zone == zone for zone, sid in net.subnets.items())
     assert group.enis_per_instance == group.vpc_cni_enis_at_max_pods + 1
@@ -177,7 +177,7 @@ def test_nodes_per_secondary_ip_subnet_follow_the_enis_at_max_pods(plan):
     lim = max_pods.limits("t3.medium")
     enis = math.ceil((group.max_pods - 2) / (lim.ipv4_per_eni - 1))
     assert group.vpc_cni_enis_at_max_pods == enis
-    for subnet in (n for v in stack.vpcs for n in v.subnets if n.id in group.subnets):
+    for subnet in (n for v in stack.vpcs for n in v.subnets if n.key in group.subnets):
         [cap] = subnet.capacity
         usable = ipaddress.ip_network(subnet.ipv4).num_addresses - 5
         assert cap.per_node == {"IPv4 addresses": enis * lim.ipv4_per_eni}
@@ -187,7 +187,7 @@ def test_nodes_per_secondary_ip_subnet_follow_the_enis_at_max_pods(plan):
 def test_nodes_per_multus_subnet_run_out_of_reserved_prefixes_first(plan):
     stack, _, group = groups_of(plan)["multusmng"]
     [net] = group.multus
-    for subnet in (n for v in stack.vpcs for n in v.subnets if n.id in net.subnets.values()):
+    for subnet in (n for v in stack.vpcs for n in v.subnets if n.key in net.subnets.values()):
         [cap] = subnet.capacity
         [v4] = [r for r in subnet.reservations if r.family == 4]
         [v6] = [r for r in subnet.reservations if r.family == 6]
@@ -203,7 +203,7 @@ def test_nodes_per_multus_subnet_run_out_of_reserved_prefixes_first(plan):
 def test_an_ipv6_node_takes_one_80_from_its_subnet(plan):
     stack, _, group = groups_of(plan)["ipv6mng"]
     assert group.max_pods == max_pods.MAX_PODS_LOW_CPU
-    for subnet in (n for v in stack.vpcs for n in v.subnets if n.id in group.subnets):
+    for subnet in (n for v in stack.vpcs for n in v.subnets if n.key in group.subnets):
         [cap] = subnet.capacity
         assert cap.per_node == {"IPv4 addresses": 1, "IPv6 /80 prefixes": 1}
         assert cap.available["IPv6 /80 prefixes"] == 2 ** 16

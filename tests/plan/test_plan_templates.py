@@ -219,3 +219,30 @@ def test_a_node_group_larger_than_its_subnets_hold_is_a_finding(hand_plan):
 
 def test_the_default_apps_node_groups_fit_their_subnets(plan):
     assert not [f for f in plan.findings if "is more nodes than its subnets hold" in f]
+
+
+def test_a_cluster_on_another_stacks_subnets_is_planned_there(tmp_path):
+    """Subnets imported with Fn::ImportValue are the exporting stack's: capacity and diagram land there."""
+    from eksnet.plan_diagram import element_id, render_svg
+
+    network = template(max_pods_in_user_data=110)
+    cluster_resources = {k: network["Resources"].pop(k) for k in ("Cluster", "Cni", "Lt", "Ng", "Asg", "Fn", "Rule")}
+    network["Outputs"] = {"PrivateOut": {"Value": ref("Private"), "Export": {"Name": "Net:Private"}},
+                          "MultusAOut": {"Value": ref("MultusA"), "Export": {"Name": "Net:MultusA"}},
+                          "MultusBOut": {"Value": ref("MultusB"), "Export": {"Name": "Net:MultusB"}}}
+    imported = {"Fn::ImportValue": "Net:Private"}
+    cluster_resources["Cluster"]["Properties"]["ResourcesVpcConfig"]["SubnetIds"] = [imported]
+    cluster_resources["Ng"]["Properties"]["Subnets"] = [imported]
+    cluster_resources["Fn"]["Properties"]["Environment"]["Variables"]["MULTUS_SUBNETS"] = {"Fn::Join": ["", [
+        '{"ap-south-2a":["', {"Fn::ImportValue": "Net:MultusA"}, '","', {"Fn::ImportValue": "Net:MultusB"}, '"]}']]}
+    plan = build_plan(write_assembly(tmp_path, {"Net": network, "Eks": {"Resources": cluster_resources}}))
+    net, eks = plan.stacks
+    [cluster] = eks.clusters
+    [group] = cluster.node_groups
+    assert cluster.vpc_id == "Net/Vpc"
+    assert group.subnets == ["Net/Private"]
+    assert group.multus_enis == 2
+    assert [c.node_group for c in the(plan, "Private").capacity] == ["ng1"]
+    assert "in VPC Net/Vpc (imported)" in render_text(plan)
+    svg = render_svg(plan)
+    assert f'id="{element_id("Eks", "Ng")}"' in svg and f'id="{element_id("Eks", "Cluster")}"' in svg
