@@ -23,6 +23,13 @@ def subnets_of(plan):
     return {(s.name, n.id): n for s in plan.stacks for v in s.vpcs for n in v.subnets}
 
 
+def used_by(plan, keys) -> list:
+    """The plan's subnets with these keys, in any stack (a cluster may use another stack's subnets)."""
+    found = [n for s in plan.stacks for v in s.vpcs for n in v.subnets if n.key in keys]
+    assert len(found) == len(set(keys)) > 0
+    return found
+
+
 def groups_of(plan):
     return {g.name: (s, c, g) for s in plan.stacks for c in s.clusters for g in c.node_groups}
 
@@ -177,7 +184,7 @@ def test_nodes_per_secondary_ip_subnet_follow_the_enis_at_max_pods(plan):
     lim = max_pods.limits("t3.medium")
     enis = math.ceil((group.max_pods - 2) / (lim.ipv4_per_eni - 1))
     assert group.vpc_cni_enis_at_max_pods == enis
-    for subnet in (n for v in stack.vpcs for n in v.subnets if n.key in group.subnets):
+    for subnet in used_by(plan, group.subnets):
         [cap] = subnet.capacity
         usable = ipaddress.ip_network(subnet.ipv4).num_addresses - 5
         assert cap.per_node == {"IPv4 addresses": enis * lim.ipv4_per_eni}
@@ -187,7 +194,7 @@ def test_nodes_per_secondary_ip_subnet_follow_the_enis_at_max_pods(plan):
 def test_nodes_per_multus_subnet_run_out_of_reserved_prefixes_first(plan):
     stack, _, group = groups_of(plan)["multusmng"]
     [net] = group.multus
-    for subnet in (n for v in stack.vpcs for n in v.subnets if n.key in net.subnets.values()):
+    for subnet in used_by(plan, list(net.subnets.values())):
         [cap] = subnet.capacity
         [v4] = [r for r in subnet.reservations if r.family == 4]
         [v6] = [r for r in subnet.reservations if r.family == 6]
@@ -203,7 +210,7 @@ def test_nodes_per_multus_subnet_run_out_of_reserved_prefixes_first(plan):
 def test_an_ipv6_node_takes_one_80_from_its_subnet(plan):
     stack, _, group = groups_of(plan)["ipv6mng"]
     assert group.max_pods == max_pods.MAX_PODS_LOW_CPU
-    for subnet in (n for v in stack.vpcs for n in v.subnets if n.key in group.subnets):
+    for subnet in used_by(plan, group.subnets):
         [cap] = subnet.capacity
         assert cap.per_node == {"IPv4 addresses": 1, "IPv6 /80 prefixes": 1}
         assert cap.available["IPv6 /80 prefixes"] == 2 ** 16
