@@ -168,7 +168,7 @@ def build_plan(cdk_out: Path, *, stacks: Sequence[str] = (), prices_file: Path =
 def to_jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        for name in ("tier", "enis_per_instance", "fits", "hourly_total"):
+        for name in ("tier", "key", "enis_per_instance", "fits", "hourly_total"):
             if hasattr(type(value), name) and isinstance(getattr(type(value), name), property):
                 out[name] = to_jsonable(getattr(value, name))
         return out
@@ -203,14 +203,13 @@ def render_text(plan: Plan) -> str:
                 lines.append(f"    gateway {g.kind.value:<4} {g.id}{where}{eip}")
             for zone in vpc.zones:
                 lines.append(f"    zone {zone}")
-                rows = [["subnet", "kind", "IPv4", "IPv6", "routes", "reservations"]]
+                rows = [["subnet", "kind", "IPv4", "IPv6", "routes", "reservations", "delegated per node"]]
                 for s in (s for s in vpc.subnets if s.zone == zone):
                     routes = ", ".join(f"{r.destination} {r.target.value}" + _nat_zone(gw, r.target_id, zone)
                                        for r in s.routes) or "-"
-                    res = "; ".join(f"{r.type} {r.cidr} ({'IPv6' if r.family == 6 else 'IPv4'})"
-                                    for r in s.reservations) or "-"
+                    res = "; ".join(f"{r.type} {r.cidr}" for r in s.reservations) or "-"
                     kind = s.tier + (", DNS64" if s.dns64 else "")
-                    rows.append([s.name, kind, s.ipv4 or "-", s.ipv6 or "-", routes, res])
+                    rows.append([s.name, kind, s.ipv4 or "-", s.ipv6 or "-", routes, res, _delegated(s)])
                 lines += _table(rows, "      ")
         for cluster in stack.clusters:
             mode = cluster.cni_mode + (", custom networking" if cluster.custom_networking else "") + \
@@ -252,6 +251,15 @@ def render_text(plan: Plan) -> str:
     if plan.findings:
         lines += ["", "Findings"] + [f"  - {f}" for f in plan.findings]
     return "\n".join(lines) + "\n"
+
+
+def _delegated(subnet) -> str:
+    """The prefixes the Multus function delegates to each node's ENI in ``subnet`` (EC2's sizes: /28, /80)."""
+    if subnet.interface is None:
+        return "-"
+    parts = [f"{n} x /{size}" for n, size in ((subnet.delegated_ipv4_prefixes, 28), (subnet.delegated_ipv6_prefixes, 80))
+             if n]
+    return f"{subnet.interface}: " + (" + ".join(parts) or "none")
 
 
 def _count(n: int | None) -> str:

@@ -90,6 +90,9 @@ def _subnet_lines(subnet: Subnet) -> list[str]:
         _route_text(subnet),
     ]
     lines += [f"reserved ({r.type}): {r.cidr}" for r in subnet.reservations] or ["no reservations"]
+    if subnet.interface is not None:
+        lines.append(f"{subnet.interface} ENI per node: {subnet.delegated_ipv4_prefixes} x /28"
+                     + (f" + {subnet.delegated_ipv6_prefixes} x /80" if subnet.delegated_ipv6_prefixes else ""))
     lines += [f"{c.node_group}: {c.nodes} nodes fit ({c.limited_by})" for c in subnet.capacity]
     return lines
 

@@ -116,6 +116,9 @@ class Subnet:
     routes: list[Route] = field(default_factory=list)
     reservations: list[Reservation] = field(default_factory=list)
     device_index: int | None = None  # Multus subnets: the ENI device index they serve
+    interface: str | None = None  # Multus subnets: the interface name on the node (multus<device index>)
+    delegated_ipv4_prefixes: int = 0  # /28s the Multus function delegates to each node's ENI here
+    delegated_ipv6_prefixes: int = 0  # /80s, likewise
     capacity: list[Capacity] = field(default_factory=list)
     stack: str = ""
 
@@ -260,7 +263,7 @@ class _StackReader:
         self.t = template
         self.findings: list[str] = []
 
-    def read_network(self, multus_subnets: dict[str, tuple[str, int]]) -> list[Vpc]:
+    def read_network(self, multus_subnets: dict[str, tuple[str, int, int, int]]) -> list[Vpc]:
         t = self.t
         rt_of_subnet = {self.t.ref(p.get("SubnetId")): self.t.ref(p.get("RouteTableId"))
                         for _, p in t.of_type("AWS::EC2::SubnetRouteTableAssociation")}
@@ -337,7 +340,7 @@ class _StackReader:
         return out
 
     def _subnet(self, sid: str, p: dict[str, Any], routes: list[Route], reservations: list[Reservation],
-                multus: tuple[str, int] | None) -> Subnet:
+                multus: tuple[str, int, int, int] | None) -> Subnet:
         t = self.t
         ipv4 = t.cidr(p.get("CidrBlock"), family=4)
         ipv6 = t.cidr(p.get("Ipv6CidrBlock"), family=6)
@@ -360,6 +363,9 @@ class _StackReader:
             ipv6=_cidr_text(ipv6), ipv6_prefixlen=ipv6.prefixlen if ipv6 is not None else None,
             dns64=_bool(p.get("EnableDns64")), routes=sorted(routes, key=lambda r: (":" in r.destination, r.destination)),
             reservations=reservations, device_index=multus[1] if multus else None, stack=self.t.stack,
+            interface=multus[0] if multus else None,
+            delegated_ipv4_prefixes=multus[2] if multus else 0,
+            delegated_ipv6_prefixes=multus[3] if multus and ipv6 is not None else 0,
         )
 
     def _gateways(self, vpc_id: str, subnets: dict[str, Subnet]) -> list[Gateway]:
@@ -651,8 +657,8 @@ def read_stacks(templates: Iterable[Template]) -> list[Stack]:
     """Every stack's network, then clusters (whose subnets may be another stack's exports), then capacity."""
     readers = [_StackReader(t) for t in templates]
     multus = [m for r in readers for m in r.read_multus()]
-    multus_subnets = {key: (iface, dev) for m in multus for iface, dev, zones in m["interfaces"]
-                      for key in zones.values()}
+    multus_subnets = {key: (iface, dev, m["ipv4_prefixes"], m["ipv6_prefixes"]) for m in multus
+                      for iface, dev, zones in m["interfaces"] for key in zones.values()}
     networks = [r.read_network(multus_subnets) for r in readers]
     subnets = {n.key: n for vpcs in networks for v in vpcs for n in v.subnets}
     subnet_vpc = {n.key: f"{n.stack}/{v.id}" for vpcs in networks for v in vpcs for n in v.subnets}

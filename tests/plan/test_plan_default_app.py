@@ -166,6 +166,9 @@ def test_the_multus_node_group_has_one_multus_eni_per_multus_subnet_of_its_zone(
     multus_subnets = {n.key: n for v in stack.vpcs for n in v.subnets if n.kind is SubnetKind.MULTUS}
     assert set(net.subnets.values()) == set(multus_subnets)
     assert all(multus_subnets[sid].zone == zone for zone, sid in net.subnets.items())
+    for subnet in multus_subnets.values():  # the delegated prefix sizes, per zone, from the same environment
+        assert (subnet.interface, subnet.delegated_ipv4_prefixes, subnet.delegated_ipv6_prefixes) == (
+            "multus1", int(env["MULTUS_IPV4_PREFIX_COUNT"]), int(env["MULTUS_IPV6_PREFIX_COUNT"]))
     assert group.enis_per_instance == group.vpc_cni_enis_at_max_pods + 1
 
 
