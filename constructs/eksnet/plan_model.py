@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eksnet import max_pods as _max_pods
-from eksnet.plan_template import Cidr, SymbolicCidr, Template, cidr_size
+from eksnet.plan_template import Cidr, PlanInputError, SymbolicCidr, Template, cidr_size
 from node_runtime.ipam.allocator import parse_range
 
 AWS_RESERVED_PER_SUBNET = 5  # network, VPC router, DNS, future use, broadcast
@@ -654,7 +654,19 @@ def _check_group_fits(stack: Stack, cluster: Cluster, group: NodeGroup, used: li
 
 
 def read_stacks(templates: Iterable[Template]) -> list[Stack]:
-    """Every stack's network, then clusters (whose subnets may be another stack's exports), then capacity."""
+    """Every stack's network, then clusters (whose subnets may be another stack's exports), then capacity.
+
+    A property of a shape CloudFormation would refuse (an object where a list belongs...) is a
+    ``PlanInputError`` naming the exception, not a traceback: the plan reads templates, it does not check them.
+    """
+    try:
+        return _read_stacks(list(templates))
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
+        raise PlanInputError(f"a template holds a property of an unexpected shape ({exc.__class__.__name__}: "
+                             f"{exc}); check it with cfn-lint") from None
+
+
+def _read_stacks(templates: list[Template]) -> list[Stack]:
     readers = [_StackReader(t) for t in templates]
     multus = [m for r in readers for m in r.read_multus()]
     multus_subnets = {key: (iface, dev, m["ipv4_prefixes"], m["ipv6_prefixes"]) for m in multus

@@ -92,6 +92,11 @@ class Template:
         self.resources: dict[str, dict[str, Any]] = document.get("Resources") or {}
         if not isinstance(self.resources, dict):
             raise PlanInputError(f"stack {stack}: the template's Resources is not an object")
+        for lid, res in self.resources.items():
+            if not isinstance(res, dict) or not isinstance(res.get("Type"), str) \
+                    or not isinstance(res.get("Properties", {}), dict):
+                raise PlanInputError(f"stack {stack}: resource {lid} is not an object with a Type and object "
+                                     "Properties, as CloudFormation requires")
         self._exprs: list[Any] = []  # intrinsics met inside joined strings (see join_with_markers)
         # Export name -> (stack, logical id), shared by every template of the assembly (``load_assembly``).
         self.exports: dict[str, tuple[str, str]] = {}

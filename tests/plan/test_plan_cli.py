@@ -85,6 +85,13 @@ def test_a_missing_template_is_one_line(tmp_path):
     assert_one_line_exit_2(run(str(tmp_path)), "stack A", "cannot read")
 
 
+@pytest.mark.parametrize("resources", [{"X": []}, {"X": {"Properties": {}}}, {"X": {"Type": "AWS::EC2::VPC",
+                                                                                     "Properties": "x"}}])
+def test_a_resource_cloudformation_would_refuse_is_one_line(tmp_path, resources):
+    write_assembly(tmp_path, {"A": {"Resources": resources}})
+    assert_one_line_exit_2(run(str(tmp_path)), "stack A", "resource X")
+
+
 def test_an_unknown_stack_is_one_line_naming_the_known_ones(cdk_out):
     assert_one_line_exit_2(run(str(cdk_out), "--stack", "NoSuchStack"), "NoSuchStack", "EksnetMultus")
 

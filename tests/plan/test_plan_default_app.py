@@ -252,3 +252,7 @@ def test_fixed_hourly_cost_is_count_times_the_dated_price(plan, templates):
 
 def test_everything_in_the_default_app_can_be_read(plan):
     assert not [f for f in plan.findings if "cannot be read" in f or "is not in" in f]
+
+
+def test_the_default_apps_node_groups_fit_their_subnets(plan):
+    assert not [f for f in plan.findings if "is more nodes than its subnets hold" in f]
