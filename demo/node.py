@@ -1,0 +1,176 @@
+"""One demo node: a network namespace with its IMDS, the node setup of the user data, and its IPAM daemon.
+
+The node setup is the user data's shell part, run as it is, in the node's network namespace and in a private
+mount namespace where ``/opt``, ``/usr/local/sbin``, ``/etc/systemd/system`` and ``/tmp`` are the node's own
+directories (``<root>/...``), with ``EKSNET_ROOT=<root>`` for the files the setup writes under ``/etc`` and
+``/run``. Only the steps that need AWS or a package manager or a running systemd are stand-ins (``STANDINS``):
+the demo names them in its output, and each call is recorded in ``<root>/standins.log``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import netns
+
+# Host directories the node gets its own copy of (they exist on any Debian host, so they can be mount points).
+PRIVATE_DIRS = ("/opt", "/usr/local/sbin", "/etc/systemd/system", "/tmp")
+STANDIN_NAMES = ("aws", "dnf", "systemctl")
+STANDINS = {
+    "aws": "`aws s3 cp s3://<assets bucket>/<key> <file>` copies the asset the key names from the cloud assembly "
+           "(no AWS)",
+    "dnf": "`dnf install` is not run: the demo's node has /usr/bin/python3.11 (Debian's), so the user data skips it; "
+           "a call fails loudly",
+    "systemctl": "recorded only (PID 1 here is not systemd); the demo then runs the unit's ExecStart itself",
+}
+
+_STANDIN = r"""#!/bin/bash
+# eksnet demo stand-in for `{name}` (see demo/node.py): records the call, then does what the demo needs.
+echo "{name} $*" >> "$EKSNET_DEMO_STANDIN_LOG"
+case "{name}" in
+  aws)
+    if [ "$1 $2" = "s3 cp" ] && [[ $3 == s3://* ]]; then
+      src="$EKSNET_DEMO_S3/${{3#s3://}}"
+      [ -f "$src" ] || {{ echo "stand-in aws: no object $3 in the demo's assets" >&2; exit 1; }}
+      mkdir -p "$(dirname "$4")" && cp "$src" "$4"; exit $?
+    fi
+    echo "stand-in aws: only 's3 cp s3://... FILE' is known, got: $*" >&2; exit 1;;
+  dnf) echo "stand-in dnf: package installs are not part of the demo: $*" >&2; exit 1;;
+  systemctl) exit 0;;
+esac
+"""
+
+
+def write_standins(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in STANDIN_NAMES:
+        path = directory / name
+        path.write_text(_STANDIN.format(name=name))
+        path.chmod(0o755)
+    return directory
+
+
+def in_node(namespace: str, root: Path, argv: list[str]) -> list[str]:
+    """argv run in the node's network namespace and a private mount namespace with the node's directories.
+
+    Propagation ``slave``: network namespaces the demo makes later (``/run/netns/<pod>``) still show inside."""
+    binds = " && ".join(f"mount --bind {shlex.quote(str(root / d.lstrip('/')))} {shlex.quote(d)}"
+                        for d in PRIVATE_DIRS)
+    return ["ip", "netns", "exec", namespace, "unshare", "--mount", "--propagation", "slave", "--",
+            "bash", "-c", f'{binds} && exec "$@"', "node-exec", *argv]
+
+
+@dataclass
+class Node:
+    """A node: ``index`` (1, 2...), its namespace, root directory, instance id and what runs in it."""
+
+    index: int
+    namespace: str
+    root: Path
+    instance_id: str = ""
+    daemon: subprocess.Popen | None = None
+    daemon_log: Path | None = None
+    enis: dict[int, dict] = field(default_factory=dict)  # device index -> moto ENI
+    links: list[str] = field(default_factory=list)  # host-side ends of the ENI links
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "run/eksnet/ipamd.sock"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "var/lib/eksnet/ipamd"
+
+    @property
+    def ipamd_config(self) -> Path:
+        return self.root / "etc/eksnet/ipamd.json"
+
+    def make_dirs(self) -> None:
+        for d in PRIVATE_DIRS:
+            (self.root / d.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        (self.root / "run/eksnet").mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def run_user_data(self, script: str, standins: Path, s3_dir: Path) -> subprocess.CompletedProcess:
+        path = self.root / "user-data.sh"
+        path.write_text(script)
+        env = {
+            "PATH": f"{standins}:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "EKSNET_ROOT": str(self.root),
+            "EKSNET_DEMO_S3": str(s3_dir),
+            "EKSNET_DEMO_STANDIN_LOG": str(self.root / "standins.log"),
+            "HOME": str(self.root),
+            "LANG": "C.UTF-8",
+        }
+        return subprocess.run(in_node(self.namespace, self.root, ["bash", str(path)]), env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    def standin_calls(self) -> list[str]:
+        log = self.root / "standins.log"
+        return log.read_text().splitlines() if log.exists() else []
+
+    def unit_exec_start(self, unit: str) -> list[str]:
+        """The ExecStart of a unit the user data installed into the node's /etc/systemd/system."""
+        text = (self.root / "etc/systemd/system" / unit).read_text()
+        lines = [line.split("=", 1)[1] for line in text.splitlines() if line.startswith("ExecStart=")]
+        if len(lines) != 1:
+            raise RuntimeError(f"{unit}: expected one ExecStart, found {len(lines)}")
+        return shlex.split(lines[0])
+
+    def start_daemon(self, unit: str, log: Path, env: dict[str, str]) -> list[str]:
+        """Start the IPAM daemon as its unit says, with systemd's RuntimeDirectory/StateDirectory and the
+        config placed under the node's root (flags the daemon takes). Returns the command."""
+        argv = self.unit_exec_start(unit) + ["--config", str(self.ipamd_config), "--socket", str(self.socket),
+                                             "--state-dir", str(self.state_dir), "--reconcile-interval", "0"]
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.daemon_log = log
+        with open(log, "w") as out:
+            self.daemon = subprocess.Popen(in_node(self.namespace, self.root, argv), stdout=out, env=env,
+                                           stderr=subprocess.STDOUT, start_new_session=True)
+        return argv
+
+    def wait_daemon(self, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.daemon is not None and self.daemon.poll() is not None:
+                raise RuntimeError(f"eksnet-ipamd of {self.namespace} exited {self.daemon.returncode}: "
+                                   + (self.daemon_log.read_text()[-2000:] if self.daemon_log else ""))
+            if self.socket.exists():
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"eksnet-ipamd of {self.namespace} did not open {self.socket} in {timeout}s")
+
+    def daemon_status(self, cni_bin: Path) -> dict:
+        proc = subprocess.run([str(cni_bin / "eksnet-ipamd"), "status", "--socket", str(self.socket)],
+                              capture_output=True, text=True, timeout=10)
+        if proc.returncode:
+            raise RuntimeError(f"eksnet-ipamd status ({self.namespace}): {proc.stderr.strip() or proc.stdout}")
+        return json.loads(proc.stdout)
+
+    def stop_daemon(self) -> None:
+        if self.daemon is None:
+            return
+        if self.daemon.poll() is None:
+            os.killpg(self.daemon.pid, signal.SIGTERM)
+            try:
+                self.daemon.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.daemon.pid, signal.SIGKILL)
+                self.daemon.wait(timeout=10)
+        self.daemon = None
+
+    def attach_link(self, names: netns.Names, bridge: str, device_index: int, mac: str) -> str:
+        """The ENI's stand-in: a veth whose node end (``eth<index>``, a kernel name, down) has the ENI's MAC and
+        whose other end is on the bridge standing for the subnet."""
+        host = names.eni_peer(self.index, device_index)
+        netns.ip("link", "add", host, "type", "veth", "peer", "name", f"eth{device_index}", "address", mac,
+                 "netns", self.namespace)
+        netns.ip("link", "set", host, "master", bridge, "up")
+        self.links.append(host)
+        return host
