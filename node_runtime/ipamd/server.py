@@ -15,8 +15,8 @@ import signal
 import time
 from typing import Any
 
+from ..cni import protocol
 from ..cni.delegate import exec_plugin
-from ..cni.forward import decode
 from ..cni.inprocess import parse_env_block, run_plugin
 from ..cni.skeleton import Host, Request
 from ..ipam.service import Histogram, IpamService, label
@@ -25,7 +25,6 @@ from ..plugins import TYPES
 from .config import DaemonConfig
 
 log = logging.getLogger("eksnet-ipamd")
-MAX_REQUEST = 4 * 1024 * 1024
 READ_TIMEOUT = 30.0  # a client that never finishes its request is dropped
 
 
@@ -82,33 +81,20 @@ class Daemon:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            data = await asyncio.wait_for(self._read(reader), READ_TIMEOUT)
-            code, out = await self.dispatch(data)
-            writer.write(bytes([code]) + out)
+            try:
+                kind, env, body = await asyncio.wait_for(protocol.read_request(reader), READ_TIMEOUT)
+            except protocol.ProtocolError as exc:  # too large, truncated, not the wire format
+                code, out = 1, protocol.error_json(exc.code, str(exc))
+            else:
+                code, out = await self.dispatch(kind, env, body)
+            writer.write(protocol.answer(code, out))
             await writer.drain()
         except (ConnectionError, TimeoutError):
             pass
         finally:
             writer.close()
 
-    @staticmethod
-    async def _read(reader: asyncio.StreamReader) -> bytes:
-        chunks, size = [], 0
-        while size <= MAX_REQUEST:
-            chunk = await reader.read(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-
-    async def dispatch(self, data: bytes) -> tuple[int, bytes]:
-        if len(data) > MAX_REQUEST:
-            return 1, b'{"code": 5, "msg": "request too large"}\n'
-        try:
-            kind, env, body = decode(data)
-        except ValueError as exc:
-            return 1, json.dumps({"code": 6, "msg": f"bad request: {exc}"}).encode() + b"\n"
+    async def dispatch(self, kind: bytes, env: bytes, body: bytes) -> tuple[int, bytes]:
         if kind.startswith(b"cni:"):
             started = time.perf_counter()
             plugin, envd = kind[4:].decode("utf-8", "replace"), parse_env_block(env)
@@ -221,9 +207,7 @@ def run(config: DaemonConfig) -> None:
 
 
 def control(socket_path: str, op: str) -> tuple[int, bytes]:
-    from ..cni.forward import call
-
-    return call(socket_path, b"ctl:" + op.encode(), b"", b"", timeout=30.0)
+    return protocol.call(socket_path, b"ctl:" + op.encode(), b"", b"", timeout=30.0)
 
 
 def status_dict(socket_path: str) -> dict[str, Any]:
