@@ -112,7 +112,17 @@ class StackView:
         return out
 
     def cidr_reservations(self) -> dict[str, dict]:
-        return self.of_type("AWS::EC2::SubnetCidrReservation")
+        """Logical id -> CreateSubnetCidrReservation parameters (resolved), whether the template has the native
+        type or, in regions whose CloudFormation lacks it, the custom resource calling EC2 (eksnet.cidr_reservation)."""
+        out = {k: {key: self.resolve(p[key], k) for key in ("SubnetId", "Cidr", "ReservationType", "Description")
+                   if key in p}
+               for k, p in self.of_type("AWS::EC2::SubnetCidrReservation").items()}
+        for k, p in self.of_type("Custom::SubnetCidrReservation").items():
+            call = json.loads(self.resolve(p["Create"], k))
+            if call.get("action") != "createSubnetCidrReservation":
+                raise TemplateError(f"{k}: expected an EC2 createSubnetCidrReservation call, got {call.get('action')}")
+            out[k] = call["parameters"]
+        return out
 
     def multus_security_group(self) -> tuple[str, dict]:
         return self.one("AWS::EC2::SecurityGroup", "the Multus security group",

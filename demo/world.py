@@ -131,15 +131,13 @@ class World:
         log(f"{len(v.subnets())} subnets, Multus ({len(multus)}): " + "; ".join(multus))
 
         reservations, skipped = [], []
-        for k, p in v.cidr_reservations().items():
-            cidr = v.resolve(p["Cidr"], k)
+        for p in v.cidr_reservations().values():
+            cidr = p["Cidr"]
             if ":" in cidr:
                 # moto 5.2.5 walks every address of a reservation: an IPv6 /72 never ends. Not created, and said.
                 skipped.append(cidr)
                 continue
-            self.ec2.create_subnet_cidr_reservation(
-                SubnetId=v.resolve(p["SubnetId"], k), Cidr=cidr, ReservationType=p["ReservationType"],
-                Description=p.get("Description", ""))
+            self.ec2.create_subnet_cidr_reservation(**p)
             reservations.append(cidr)
         log(f"{len(reservations)} subnet CIDR reservations (pod ranges): {', '.join(reservations)}")
         if skipped:
