@@ -279,7 +279,8 @@ class Demo:
                                      env=self.daemon_env(endpoint))
             self.say(f"{node.namespace}: {' '.join(argv)}")
         for node in self.nodes:
-            node.wait_daemon()
+            started = node.wait_daemon()
+            self.say(f"{node.namespace}: {IPAMD_UNIT} (Type={node.notify_type}) started: {started}")
 
     def daemon_env(self, endpoint: NodeEndpoint) -> dict[str, str]:
         return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "AWS_ENDPOINT_URL_EC2": endpoint.url,

@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -77,6 +78,8 @@ class Node:
     instance_id: str = ""
     daemon: subprocess.Popen | None = None
     daemon_log: Path | None = None
+    notify_type: str = "simple"
+    notify_socket: socket.socket | None = None
     enis: dict[int, dict] = field(default_factory=dict)  # device index -> moto ENI
     links: list[str] = field(default_factory=list)  # host-side ends of the ENI links
 
@@ -115,10 +118,13 @@ class Node:
         log = self.root / "standins.log"
         return log.read_text().splitlines() if log.exists() else []
 
-    def unit_exec_start(self, unit: str) -> list[str]:
-        """The ExecStart of a unit the user data installed into the node's /etc/systemd/system."""
+    def unit_setting(self, unit: str, key: str) -> list[str]:
+        """The values of ``key=`` in a unit the user data installed into the node's /etc/systemd/system."""
         text = (self.root / "etc/systemd/system" / unit).read_text()
-        lines = [line.split("=", 1)[1] for line in text.splitlines() if line.startswith("ExecStart=")]
+        return [line.split("=", 1)[1].strip() for line in text.splitlines() if line.startswith(f"{key}=")]
+
+    def unit_exec_start(self, unit: str) -> list[str]:
+        lines = self.unit_setting(unit, "ExecStart")
         if len(lines) != 1:
             raise RuntimeError(f"{unit}: expected one ExecStart, found {len(lines)}")
         return shlex.split(lines[0])
@@ -130,21 +136,40 @@ class Node:
                                              "--state-dir", str(self.state_dir), "--reconcile-interval", "0"]
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.daemon_log = log
+        self.notify_type = (self.unit_setting(unit, "Type") or ["simple"])[-1]
+        if self.notify_type == "notify":
+            # What systemd does for Type=notify: a datagram socket in NOTIFY_SOCKET, started = READY=1 received.
+            path = self.root / "run/systemd-notify.sock"
+            self.notify_socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.notify_socket.bind(str(path))
+            env = {**env, "NOTIFY_SOCKET": str(path)}
         with open(log, "w") as out:
             self.daemon = subprocess.Popen(in_node(self.namespace, self.root, argv), stdout=out, env=env,
                                            stderr=subprocess.STDOUT, start_new_session=True)
         return argv
 
-    def wait_daemon(self, timeout: float = 15.0) -> None:
+    def wait_daemon(self, timeout: float = 15.0) -> str:
+        """Until the daemon is started as systemd sees it: READY=1 for Type=notify (returns its notification),
+        its socket for Type=simple."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.daemon is not None and self.daemon.poll() is not None:
                 raise RuntimeError(f"eksnet-ipamd of {self.namespace} exited {self.daemon.returncode}: "
                                    + (self.daemon_log.read_text()[-2000:] if self.daemon_log else ""))
-            if self.socket.exists():
-                return
-            time.sleep(0.02)
-        raise RuntimeError(f"eksnet-ipamd of {self.namespace} did not open {self.socket} in {timeout}s")
+            if self.notify_socket is not None:
+                self.notify_socket.settimeout(0.05)
+                try:
+                    message = self.notify_socket.recv(4096).decode(errors="replace")
+                except TimeoutError:
+                    continue
+                fields = dict(line.split("=", 1) for line in message.splitlines() if "=" in line)
+                if fields.get("READY") == "1":
+                    return "READY=1" + (f" ({fields['STATUS']})" if "STATUS" in fields else "")
+            elif self.socket.exists():
+                return "socket open (Type=simple: started is not ready)"
+            else:
+                time.sleep(0.02)
+        raise RuntimeError(f"eksnet-ipamd of {self.namespace} not started after {timeout}s (Type={self.notify_type})")
 
     def daemon_status(self, cni_bin: Path) -> dict:
         proc = subprocess.run([str(cni_bin / "eksnet-ipamd"), "status", "--socket", str(self.socket)],
@@ -154,6 +179,9 @@ class Node:
         return json.loads(proc.stdout)
 
     def stop_daemon(self) -> None:
+        if self.notify_socket is not None:
+            self.notify_socket.close()
+            self.notify_socket = None
         if self.daemon is None:
             return
         if self.daemon.poll() is None:
