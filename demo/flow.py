@@ -542,7 +542,9 @@ def run(cni_bin: Path, pods: int, report_path: Path | None = None, out=sys.stdou
     def interrupted(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
+    # Also SIGINT: a shell starts background jobs with SIGINT ignored, and Python keeps an inherited SIG_IGN.
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     demo = Demo(cni_bin, pods=pods, out=out)
     print(f"eksnet demo {demo.names.prefix}: the Multus flow on one machine, no AWS (run {uuid.uuid4().hex[:8]})",
           file=out, flush=True)
