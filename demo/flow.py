@@ -209,7 +209,7 @@ class Demo:
             self.report.ec2_calls_per_launch.append(calls)
             self.report.multus_enis_per_node = len(enis)
             self.say(f"{node.instance_id}: {result}, ENIs {enis}, {calls} EC2 calls; handler log: "
-                     + "; ".join(r.get("message", "") for r in self.world.handler_log))
+                     + "; ".join(self.world.handler_log))
         self.report.ec2_calls_per_launch_by_action = by_action
 
     def attach_links(self) -> None:
@@ -426,7 +426,7 @@ class Demo:
             self.terminated.add(node.instance_id)
             self.shut_down(node)
             self.say(f"{node.instance_id}: {result}, {calls} EC2 calls by the handler (log: "
-                     + "; ".join(r.get("message", "") for r in self.world.handler_log)
+                     + "; ".join(self.world.handler_log)
                      + "); terminated; its namespace, "
                      "ENI links, IMDS and daemon are gone")
 

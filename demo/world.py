@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import logging
 import os
 import socket
 import sys
@@ -47,8 +48,6 @@ def start_moto():
     tests = str(ROOT / "tests")
     if tests not in sys.path:
         sys.path.append(tests)
-    import logging
-
     from moto.server import ThreadedMotoServer
     from support import moto_ext
 
@@ -58,6 +57,18 @@ def start_moto():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     return server, f"http://127.0.0.1:{port}", moto_ext
+
+
+class _Records(logging.Handler):
+    """What the handler logs during one invocation (Lambda sends it to CloudWatch; the demo prints it short)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not record.name.startswith(("botocore", "boto3", "urllib3")):
+            self.messages.append(record.getMessage())
 
 
 def matches(pattern, value) -> bool:
@@ -95,7 +106,7 @@ class World:
     rule_pattern: dict = field(default_factory=dict)
     handler: object = None
     ec2_calls: Counter = field(default_factory=Counter)
-    handler_log: list[dict] = field(default_factory=list)
+    handler_log: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         session = boto3.session.Session(region_name=self.region)
@@ -275,10 +286,20 @@ class World:
         before = sum(self.ec2_calls.values())
         context = SimpleNamespace(aws_request_id=str(uuid.uuid4()), function_name=self.function_logical,
                                   get_remaining_time_in_millis=lambda: 180_000)
-        logs = io.StringIO()
-        with self._lambda_env(), redirect_stdout(logs):
-            outcome = self.handler(event, context)
-        self.handler_log = [json.loads(line) for line in logs.getvalue().splitlines() if line.startswith("{")]
+        logs, records = io.StringIO(), _Records()
+        root = logging.getLogger()
+        root.addHandler(records)
+        level = root.level
+        root.setLevel(logging.INFO)
+        try:
+            with self._lambda_env(), redirect_stdout(logs):
+                outcome = self.handler(event, context)
+        finally:
+            root.removeHandler(records)
+            root.setLevel(level)
+        # The handler logs through the logging module (the platform's JSON format) or as JSON lines on stdout.
+        self.handler_log = records.messages + [json.loads(line).get("message", line)
+                                               for line in logs.getvalue().splitlines() if line.startswith("{")]
         results = self.moto_ext.lifecycle_actions(self.region, self.account).results_for(instance_id)
         return outcome, sum(self.ec2_calls.values()) - before, results[-1] if results else ""
 
