@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import shlex
 import shutil
 import signal
 import statistics
@@ -127,8 +128,8 @@ class Demo:
                       self.launch_actions)
             self.step("the attached ENIs appear on the nodes (veth to the bridge, the ENI's MAC)", self.attach_links)
             self.step("node setup: the user data's shell part on each node", self.node_setup)
-            self.step("start the IPAM daemons from their unit", self.start_daemons)
-            self.step("readiness check", self.readiness)
+            self.step("systemd's part: the units the user data started, in its order", self.start_units)
+            self.step("readiness check (kubelet's start gate)", self.readiness)
             self.step(f"add {self.pods_wanted} pods through the CNI executables (the stack's NAD)", self.add_pods)
             self.step("pods on different nodes ping each other (IPv4 and IPv6, prefix mode)", self.cross_ping)
             self.step("remove the pods (CNI DEL)", self.remove_pods)
@@ -183,9 +184,9 @@ class Demo:
         self.instances = self.world.launch_instances()
         for i, instance in enumerate(self.instances, start=1):
             node = Node(i, self.names.node(i), self.tmp / f"node{i}", instance_id=instance)
-            node.make_dirs()
             netns.add_namespace(node.namespace)
             self.nodes.append(node)
+            node.boot()
             netns.ip("-n", node.namespace, "addr", "add", f"{IMDS_ADDRESS}/32", "dev", "lo")
             imds = NodeImds(node.namespace, instance, self.world.ec2, self.view.account, self.view.region)
             imds.start()
@@ -235,7 +236,7 @@ class Demo:
         scripts = shell_parts(lt["LaunchTemplateData"]["UserData"])
         if len(scripts) != 1:
             raise RuntimeError(f"the user data has {len(scripts)} shell parts, the demo expects 1")
-        standins = write_standins(self.tmp / "standins")
+        standins = self.standins = write_standins(self.tmp / "standins")
         s3 = self.stage_assets(scripts[0])
         for name, what in STANDINS.items():
             self.say(f"stand-in {name}: {what}")
@@ -252,8 +253,9 @@ class Demo:
                 if line.startswith("eksnet"):
                     self.say(f"{node.namespace}: {line}")
             self.say(f"{node.namespace}: stand-ins called: " + "; ".join(node.standin_calls()))
-            self.say(f"{node.namespace}: {node.ipamd_config.relative_to(node.root)} = "
-                     f"{node.ipamd_config.read_text().strip()}")
+            if node.ipamd_config.exists():
+                self.say(f"{node.namespace}: {node.ipamd_config.relative_to(node.root)} = "
+                         f"{json.dumps(json.loads(node.ipamd_config.read_text()))}")
 
     def stage_assets(self, script: str) -> Path:
         """The S3 objects the user data downloads, staged from the cloud assembly (zipped as CDK publishes them)."""
@@ -273,14 +275,52 @@ class Demo:
             self.say(f"s3://{bucket}/{key} <- {src.relative_to(self.view.assembly.parent)}")
         return s3
 
-    def start_daemons(self) -> None:
+    def start_units(self) -> None:
         for node, endpoint in zip(self.nodes, self.endpoints, strict=True):
-            argv = node.start_daemon(IPAMD_UNIT, self.tmp / f"{node.namespace}-ipamd.log",
-                                     env=self.daemon_env(endpoint))
-            self.say(f"{node.namespace}: {' '.join(argv)}")
-        for node in self.nodes:
+            units = node.started_units()
+            if IPAMD_UNIT not in units:
+                units.insert(0, IPAMD_UNIT)  # user data of old: the daemon was started by its own installer line
+            self.say(f"{node.namespace}: units started by the user data: {', '.join(units)}")
+            for unit in units:
+                self.start_unit(node, endpoint, unit)
+            for unit in self.pending_reloads(node):
+                self.reload_or_restart(node, endpoint, unit)
+
+    def start_unit(self, node: Node, endpoint: NodeEndpoint, unit: str) -> None:
+        if unit == IPAMD_UNIT:
+            argv = node.start_daemon(unit, self.tmp / f"{node.namespace}-ipamd.log", env=self.daemon_env(endpoint))
             started = node.wait_daemon()
-            self.say(f"{node.namespace}: {IPAMD_UNIT} (Type={node.notify_type}) started: {started}")
+            self.say(f"{node.namespace}: {unit} (Type={node.notify_type}): {' '.join(argv[:2])} ... started: {started}")
+            return
+        kind = (node.unit_setting(unit, "Type") or ["simple"])[-1]
+        if kind != "oneshot":
+            raise RuntimeError(f"{unit}: Type={kind}; the demo runs oneshot units and {IPAMD_UNIT} only")
+        env = node.env(self.standins, EKSNET_IPAMD_RELOAD=f"systemctl try-reload-or-restart {IPAMD_UNIT}")
+        proc = node.run_oneshot(unit, env)
+        for line in (proc.stdout + proc.stderr).splitlines():
+            self.say(f"{node.namespace}: {unit}: {line}")
+        if proc.returncode:
+            raise RuntimeError(f"{unit} on {node.namespace} exited {proc.returncode}")
+        self.say(f"{node.namespace}: {unit} (Type=oneshot) done; {node.ipamd_config.relative_to(node.root)} = "
+                 f"{json.dumps(json.loads(node.ipamd_config.read_text())) if node.ipamd_config.exists() else '-'}")
+
+    def pending_reloads(self, node: Node) -> list[str]:
+        done = getattr(node, "reloads_done", 0)
+        calls = [c.split()[-1] for c in node.standin_calls() if c.startswith("systemctl try-reload-or-restart")]
+        node.reloads_done = len(calls)
+        return list(dict.fromkeys(calls[done:]))
+
+    def reload_or_restart(self, node: Node, endpoint: NodeEndpoint, unit: str) -> None:
+        """``systemctl try-reload-or-restart``: ExecReload if the unit has one, else a restart."""
+        reload = node.unit_setting(unit, "ExecReload")
+        if reload and node.daemon is not None:
+            argv = [a.replace("$MAINPID", str(node.daemon.pid)) for a in reload[0].split()]
+            subprocess.run(argv, check=True)
+            self.say(f"{node.namespace}: {unit} reloaded ({' '.join(argv)})")
+        else:
+            node.stop_daemon()
+            self.start_unit(node, endpoint, unit)
+            self.say(f"{node.namespace}: {unit} restarted (no ExecReload in the unit)")
 
     def daemon_env(self, endpoint: NodeEndpoint) -> dict[str, str]:
         return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "AWS_ENDPOINT_URL_EC2": endpoint.url,
@@ -288,19 +328,21 @@ class Demo:
                 "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
     def readiness(self) -> None:
+        dropins = sorted((self.nodes[0].root / "etc/systemd/system/kubelet.service.d").glob("*.conf"))
         for node in self.nodes:
+            gate = [pre for d in dropins for pre in node.unit_setting("kubelet.service", "ExecStartPre", d.name)]
+            if not gate:
+                raise RuntimeError("the user data installs no kubelet drop-in with a readiness ExecStartPre: kubelet "
+                                   "would start before the node's Multus network is ready")
+            for command in gate:
+                proc = subprocess.run(node.argv(shlex.split(command)), env=node.env(self.standins),
+                                      capture_output=True, text=True, timeout=180)
+                out = (proc.stdout + proc.stderr).strip().replace("\n", "; ")
+                if proc.returncode:
+                    raise RuntimeError(f"{node.namespace}: kubelet's ExecStartPre failed ({proc.returncode}): {out}")
+                self.say(f"{node.namespace}: kubelet ExecStartPre passes: {' '.join(shlex.split(command)[2:])}: {out}")
             status = node.daemon_status(self.cni_bin)
-            pools = json.loads(node.ipamd_config.read_text()).get("pools", {})
-            missing = [f"eth{i}->multus{i}" for i in node.enis
-                       if not Path(f"/run/netns/{node.namespace}").exists()
-                       or f"multus{i}" not in pools]
-            links = {link["ifname"]: link for link in json.loads(netns.ip("-n", node.namespace, "-j", "link", "show"))}
-            down = [name for name in pools if "UP" not in links.get(name, {}).get("flags", [])]
-            if missing or down:
-                raise RuntimeError(f"{node.namespace} not ready: pools missing {missing}, links not up {down}")
-            self.say(f"{node.namespace}: interfaces {', '.join(pools)} up, pools configured, daemon answers "
-                     f"(status: {status['attachments']} attachments) -- interim check: the node runtime's own "
-                     "readiness command is not on this branch yet")
+            self.say(f"{node.namespace}: daemon status: {json.dumps(status)[:200]}")
 
     # --- pods ----------------------------------------------------------------------------------------------------
 
@@ -432,7 +474,7 @@ class Demo:
 
     def shut_down(self, node: Node) -> None:
         """What an instance's end takes with it: its processes, ENI links, IMDS, and the namespace."""
-        node.stop_daemon()
+        node.halt()
         for imds in [i for i in self.imds if i.namespace == node.namespace]:
             imds.stop()
             self.imds.remove(imds)
@@ -513,7 +555,7 @@ class Demo:
         """Whatever happened: processes, servers, namespaces, links, moto, files. Never raises."""
         errors = []
         for action in (
-            lambda: [n.stop_daemon() for n in self.nodes],
+            lambda: [n.halt() for n in self.nodes],
             lambda: [i.stop() for i in self.imds],
             lambda: [e.stop() for e in self.endpoints],
             lambda: [netns.delete_namespace(p.namespace) for p in self.pods],

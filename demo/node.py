@@ -21,15 +21,19 @@ from pathlib import Path
 
 from . import netns
 
-# Host directories the node gets its own copy of (they exist on any Debian host, so they can be mount points).
-PRIVATE_DIRS = ("/opt", "/usr/local/sbin", "/etc/systemd/system", "/tmp")
-STANDIN_NAMES = ("aws", "dnf", "systemctl")
+# Host directories the node gets its own copy of (bind mounts; they exist on any Debian host), and /etc as an
+# overlay whose upper layer is the node's <root>/etc: what the node writes under /etc lands there, the host's /etc
+# stays untouched, and EKSNET_ROOT=<root> finds the same files.
+PRIVATE_DIRS = ("/opt", "/usr/local/sbin", "/tmp")
+STANDIN_NAMES = ("aws", "dnf", "systemctl", "udevadm")
 STANDINS = {
     "aws": "`aws s3 cp s3://<assets bucket>/<key> <file>` copies the asset the key names from the cloud assembly "
            "(no AWS)",
     "dnf": "`dnf install` is not run: the demo's node has /usr/bin/python3.11 (Debian's), so the user data skips it; "
            "a call fails loudly",
-    "systemctl": "recorded only (PID 1 here is not systemd); the demo then runs the unit's ExecStart itself",
+    "systemctl": "recorded (PID 1 here is not systemd); the demo then starts the units the user data started, as "
+                 "systemd would: Type=notify with NOTIFY_SOCKET until READY=1, Type=oneshot to completion",
+    "udevadm": "recorded (no udevd here); the ENI links exist before the node setup runs",
 }
 
 _STANDIN = r"""#!/bin/bash
@@ -44,7 +48,7 @@ case "{name}" in
     fi
     echo "stand-in aws: only 's3 cp s3://... FILE' is known, got: $*" >&2; exit 1;;
   dnf) echo "stand-in dnf: package installs are not part of the demo: $*" >&2; exit 1;;
-  systemctl) exit 0;;
+  systemctl|udevadm) exit 0;;
 esac
 """
 
@@ -58,24 +62,19 @@ def write_standins(directory: Path) -> Path:
     return directory
 
 
-def in_node(namespace: str, root: Path, argv: list[str]) -> list[str]:
-    """argv run in the node's network namespace and a private mount namespace with the node's directories.
-
-    Propagation ``slave``: network namespaces the demo makes later (``/run/netns/<pod>``) still show inside."""
-    binds = " && ".join(f"mount --bind {shlex.quote(str(root / d.lstrip('/')))} {shlex.quote(d)}"
-                        for d in PRIVATE_DIRS)
-    return ["ip", "netns", "exec", namespace, "unshare", "--mount", "--propagation", "slave", "--",
-            "bash", "-c", f'{binds} && exec "$@"', "node-exec", *argv]
-
-
 @dataclass
 class Node:
-    """A node: ``index`` (1, 2...), its namespace, root directory, instance id and what runs in it."""
+    """A node: ``index`` (1, 2...), its network namespace, root directory, instance id and what runs in it.
+
+    ``boot()`` starts a holder process in the node's network namespace and a new mount namespace (propagation
+    ``slave``, so pod namespaces made later under /run/netns still show inside) where the node's directories are
+    mounted; every later command of the node enters both namespaces with ``nsenter`` (``argv()``)."""
 
     index: int
     namespace: str
     root: Path
     instance_id: str = ""
+    holder: subprocess.Popen | None = None
     daemon: subprocess.Popen | None = None
     daemon_log: Path | None = None
     notify_type: str = "simple"
@@ -95,33 +94,69 @@ class Node:
     def ipamd_config(self) -> Path:
         return self.root / "etc/eksnet/ipamd.json"
 
-    def make_dirs(self) -> None:
+    def boot(self) -> None:
         for d in PRIVATE_DIRS:
             (self.root / d.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        (self.root / "etc").mkdir(parents=True, exist_ok=True)
+        (self.root / ".etc-work").mkdir(parents=True, exist_ok=True)
         (self.root / "run/eksnet").mkdir(parents=True, exist_ok=True, mode=0o700)
+        q = shlex.quote
+        mounts = [f"mount -t overlay eksnet-demo-etc -o lowerdir=/etc,upperdir={q(str(self.root / 'etc'))},"
+                  f"workdir={q(str(self.root / '.etc-work'))} /etc"]
+        mounts += [f"mount --bind {q(str(self.root / d.lstrip('/')))} {q(d)}" for d in PRIVATE_DIRS]
+        script = " && ".join(mounts) + " && echo mounted && exec sleep infinity"
+        self.holder = subprocess.Popen(
+            ["ip", "netns", "exec", self.namespace, "unshare", "--mount", "--propagation", "slave", "--",
+             "bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)
+        line = self.holder.stdout.readline().strip()
+        if line != "mounted":
+            self.holder.wait(timeout=5)
+            raise RuntimeError(f"{self.namespace}: the node's mount namespace failed: {self.holder.stderr.read()}")
+
+    def argv(self, argv: list[str]) -> list[str]:
+        """``argv`` run inside the node (its network and mount namespaces)."""
+        return ["nsenter", "--target", str(self.holder.pid), "--mount", "--net", "--", *argv]
+
+    def env(self, standins: Path, **extra: str) -> dict[str, str]:
+        return {
+            "PATH": f"{standins}:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "EKSNET_ROOT": str(self.root),
+            "EKSNET_DEMO_STANDIN_LOG": str(self.root / "standins.log"),
+            "HOME": str(self.root),
+            "LANG": "C.UTF-8",
+            **extra,
+        }
 
     def run_user_data(self, script: str, standins: Path, s3_dir: Path) -> subprocess.CompletedProcess:
         path = self.root / "user-data.sh"
         path.write_text(script)
-        env = {
-            "PATH": f"{standins}:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "EKSNET_ROOT": str(self.root),
-            "EKSNET_DEMO_S3": str(s3_dir),
-            "EKSNET_DEMO_STANDIN_LOG": str(self.root / "standins.log"),
-            "HOME": str(self.root),
-            "LANG": "C.UTF-8",
-        }
-        return subprocess.run(in_node(self.namespace, self.root, ["bash", str(path)]), env=env,
+        return subprocess.run(self.argv(["bash", str(path)]), env=self.env(standins, EKSNET_DEMO_S3=str(s3_dir)),
                               capture_output=True, text=True, timeout=120)
 
     def standin_calls(self) -> list[str]:
         log = self.root / "standins.log"
         return log.read_text().splitlines() if log.exists() else []
 
-    def unit_setting(self, unit: str, key: str) -> list[str]:
-        """The values of ``key=`` in a unit the user data installed into the node's /etc/systemd/system."""
-        text = (self.root / "etc/systemd/system" / unit).read_text()
-        return [line.split("=", 1)[1].strip() for line in text.splitlines() if line.startswith(f"{key}=")]
+    def started_units(self) -> list[str]:
+        """The units the user data started (``systemctl start``/``enable --now``), in order."""
+        units = []
+        for call in self.standin_calls():
+            words = call.split()
+            if words[:1] != ["systemctl"]:
+                continue
+            args = [w for w in words[1:] if not w.startswith("--") or w == "--now"]
+            if args[:1] == ["start"] or (args[:1] == ["enable"] and "--now" in args):
+                units += [w for w in args[1:] if w != "--now" and w not in units]
+        return units
+
+    def unit_file(self, unit: str) -> Path:
+        return self.root / "etc/systemd/system" / unit
+
+    def unit_setting(self, unit: str, key: str, dropin: str | None = None) -> list[str]:
+        """The values of ``key=`` in a unit (or one of its drop-ins) the user data installed."""
+        path = self.unit_file(unit) if dropin is None else self.root / "etc/systemd/system" / f"{unit}.d" / dropin
+        return [line.split("=", 1)[1].strip() for line in path.read_text().splitlines() if line.startswith(f"{key}=")]
 
     def unit_exec_start(self, unit: str) -> list[str]:
         lines = self.unit_setting(unit, "ExecStart")
@@ -129,11 +164,18 @@ class Node:
             raise RuntimeError(f"{unit}: expected one ExecStart, found {len(lines)}")
         return shlex.split(lines[0])
 
+    def run_oneshot(self, unit: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+        argv = self.unit_exec_start(unit)
+        return subprocess.run(self.argv(argv), env=env, capture_output=True, text=True, timeout=timeout)
+
     def start_daemon(self, unit: str, log: Path, env: dict[str, str]) -> list[str]:
         """Start the IPAM daemon as its unit says, with systemd's RuntimeDirectory/StateDirectory and the
         config placed under the node's root (flags the daemon takes). Returns the command."""
-        argv = self.unit_exec_start(unit) + ["--config", str(self.ipamd_config), "--socket", str(self.socket),
-                                             "--state-dir", str(self.state_dir), "--reconcile-interval", "0"]
+        # The unit's command with systemd's RuntimeDirectory/StateDirectory and /etc/eksnet under the node's root;
+        # no --config while the node setup has not written one (the daemon's default: none, no pools).
+        config = ["--config", str(self.ipamd_config)] if self.ipamd_config.exists() else []
+        argv = self.unit_exec_start(unit) + config + ["--socket", str(self.socket), "--state-dir",
+                                                      str(self.state_dir), "--reconcile-interval", "0"]
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.daemon_log = log
         self.notify_type = (self.unit_setting(unit, "Type") or ["simple"])[-1]
@@ -144,8 +186,8 @@ class Node:
             self.notify_socket.bind(str(path))
             env = {**env, "NOTIFY_SOCKET": str(path)}
         with open(log, "w") as out:
-            self.daemon = subprocess.Popen(in_node(self.namespace, self.root, argv), stdout=out, env=env,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
+            self.daemon = subprocess.Popen(self.argv(argv), stdout=out, env=env, stderr=subprocess.STDOUT,
+                                           start_new_session=True)
         return argv
 
     def wait_daemon(self, timeout: float = 15.0) -> str:
@@ -177,6 +219,15 @@ class Node:
         if proc.returncode:
             raise RuntimeError(f"eksnet-ipamd status ({self.namespace}): {proc.stderr.strip() or proc.stdout}")
         return json.loads(proc.stdout)
+
+    def halt(self) -> None:
+        """The daemon, then the holder of the node's mount namespace (its mounts go with it)."""
+        self.stop_daemon()
+        if self.holder is not None:
+            if self.holder.poll() is None:
+                os.killpg(self.holder.pid, signal.SIGKILL)
+            self.holder.wait(timeout=10)
+            self.holder = None
 
     def stop_daemon(self) -> None:
         if self.notify_socket is not None:

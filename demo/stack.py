@@ -131,6 +131,22 @@ class StackView:
     def nodegroup(self) -> tuple[str, dict]:
         return self.one("AWS::EKS::Nodegroup", "the Multus node group")
 
+    def nodegroup_size(self, ng_logical: str, nodegroup: Mapping) -> dict:
+        """The node group's size once deployed: its ScalingConfig, or the size a deploy-time
+        ``updateNodegroupConfig`` call (made after the lifecycle hooks exist) gives it."""
+        size = {"minSize": nodegroup["ScalingConfig"].get("MinSize", 0),
+                "maxSize": nodegroup["ScalingConfig"]["MaxSize"],
+                "desiredSize": nodegroup["ScalingConfig"].get("DesiredSize", 0)}
+        self.attributes[(ng_logical, "NodegroupName")] = nodegroup["NodegroupName"]
+        for k, p in self.of_type("Custom::AWS").items():
+            if "updateNodegroupConfig" not in json.dumps(p.get("Create", "")):
+                continue
+            call = json.loads(self.resolve(p["Create"], k))
+            if call["parameters"].get("nodegroupName") == nodegroup["NodegroupName"]:
+                size.update(call["parameters"].get("scalingConfig", {}))
+                size["set_by"] = k
+        return size
+
     def launch_template(self, nodegroup: Mapping) -> tuple[str, dict]:
         ref = nodegroup.get("LaunchTemplate", {}).get("Id", {})
         if not isinstance(ref, dict) or "Ref" not in ref:
@@ -177,10 +193,16 @@ class StackView:
         return self.asset_path(key)
 
     def manifests(self) -> list[dict]:
-        """Every Kubernetes object the stack applies (the KubernetesManifest custom resources)."""
+        """Every Kubernetes object the stack applies (the KubernetesManifest custom resources), with tokens resolved;
+        a manifest whose tokens the demo's world does not know is left out (``unresolved`` says which)."""
         out = []
-        for p in self.of_type("Custom::AWSCDK-EKS-KubernetesResource").values():
-            manifest = p.get("Manifest")
+        self.unresolved: dict[str, str] = {}
+        for k, p in self.of_type("Custom::AWSCDK-EKS-KubernetesResource").items():
+            try:
+                manifest = self.resolve(p.get("Manifest"), f"{k}.Manifest")
+            except TemplateError as exc:
+                self.unresolved[k] = str(exc)
+                continue
             if isinstance(manifest, str):
                 out += json.loads(manifest)
         return out
@@ -198,7 +220,8 @@ class StackView:
             selection = network.split(",")[0].split("@")[0].split("/")[-1].strip()
         nads = {m["metadata"]["name"]: m for m in self.manifests() if m.get("kind") == "NetworkAttachmentDefinition"}
         if selection not in nads:
-            raise TemplateError(f"the pod selects network {selection!r}, the stack defines {sorted(nads)}")
+            raise TemplateError(f"the pod selects network {selection!r}, the stack defines {sorted(nads)}"
+                                + (f" (manifests not resolved: {self.unresolved})" if self.unresolved else ""))
         return pods[0], selection, json.loads(nads[selection]["spec"]["config"])
 
     # --- intrinsics ----------------------------------------------------------------------------------------------

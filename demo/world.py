@@ -107,6 +107,7 @@ class World:
     handler: object = None
     ec2_calls: Counter = field(default_factory=Counter)
     handler_log: list[str] = field(default_factory=list)
+    size: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         session = boto3.session.Session(region_name=self.region)
@@ -185,6 +186,9 @@ class World:
         # The name EKS gives a managed node group's Auto Scaling group.
         name = f"eks-{ng['NodegroupName']}-{uuid.uuid4()}"
         scaling = ng["ScalingConfig"]
+        if scaling.get("DesiredSize", 0):
+            log(f"the node group starts with {scaling['DesiredSize']} nodes: in AWS they could launch before the "
+                "lifecycle hooks exist; the demo creates the hooks first anyway")
         self.autoscaling.create_auto_scaling_group(
             AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateName": lt_name, "Version": "$Latest"},
             MinSize=0, MaxSize=scaling["MaxSize"], DesiredCapacity=0, VPCZoneIdentifier=first["SubnetId"])
@@ -205,10 +209,14 @@ class World:
         if set(hooks) != {"LAUNCHING", "TERMINATING"}:
             raise TemplateError(f"the node group's Auto Scaling group needs a launch and a terminate hook, "
                                 f"the template gives {hooks}")
-        self.group = Group(name, first["AvailabilityZone"], first["SubnetId"], hooks, scaling["DesiredSize"], lt_name)
+        self.size = v.nodegroup_size(ng_logical, ng)
+        self.group = Group(name, first["AvailabilityZone"], first["SubnetId"], hooks, self.size["desiredSize"],
+                           lt_name)
         log(f"launch template {lt_name} ({ng['InstanceTypes'][0]}, the stack's user data), Auto Scaling group {name} "
             f"in {first['AvailabilityZone']}, hooks {hooks['LAUNCHING']} / {hooks['TERMINATING']} "
-            "(before any instance)")
+            f"(before any instance); size {ng['ScalingConfig'].get('DesiredSize', 0)} in the template, then "
+            f"min {self.size['minSize']} / desired {self.size['desiredSize']} / max {self.size['maxSize']}"
+            + (f" from {self.size['set_by']} (after the hooks)" if "set_by" in self.size else ""))
 
     def _load_function(self, log) -> None:
         v = self.view
@@ -239,7 +247,8 @@ class World:
 
     def launch_instances(self) -> list[str]:
         g = self.group
-        self.autoscaling.update_auto_scaling_group(AutoScalingGroupName=g.name, MinSize=0, DesiredCapacity=g.desired)
+        self.autoscaling.update_auto_scaling_group(AutoScalingGroupName=g.name, MinSize=0, DesiredCapacity=g.desired,
+                                                   MaxSize=self.size["maxSize"])
         instances = self.autoscaling.describe_auto_scaling_groups(
             AutoScalingGroupNames=[g.name])["AutoScalingGroups"][0]["Instances"]
         return sorted(i["InstanceId"] for i in instances)
