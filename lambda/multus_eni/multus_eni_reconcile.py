@@ -63,6 +63,9 @@ def reconcile_instance(ec2, autoscaling, settings: ops.Settings, group: str, mem
             return "skipped", {"instance_id": instance_id, "state": "gone"}
         ops.ensure_enis(ec2, settings, instance, f"{seed}/{instance_id}", log.bind(zone=instance.zone), progress)
         return "reconciled", {"instance_id": instance_id, "enis": progress.enis, "created": progress.created}
+    except budget.DeadlineReached as exc:  # out of time, not the node's fault: the next deployment continues
+        log.warning("out of time before this node's multus enis", extra={"error": str(exc)})
+        return "unfinished", {"instance_id": instance_id, "error": str(exc)}
     except Exception as exc:  # noqa: BLE001 - a node without its ENIs must not stay in service
         error = f"{type(exc).__name__}: {exc}"
         log.error("multus enis failed on a running node: cleaning up and replacing it", extra={"error": error})
@@ -83,7 +86,8 @@ def dataclasses_dict(out: ops.Outcome) -> dict:
 def reconcile(ec2, autoscaling, settings: ops.Settings, seed: str, log: ops.Log) -> dict:
     """Every instance of the function's groups, WORKERS at a time; returns {what happened: [details]}."""
     members = group_instances(autoscaling, settings.group_names)
-    summary: dict[str, list] = {"reconciled": [], "replaced": [], "completed": [], "attempted": [], "skipped": []}
+    summary: dict[str, list] = {"reconciled": [], "replaced": [], "completed": [], "attempted": [], "skipped": [],
+                                "unfinished": []}
     with ThreadPoolExecutor(WORKERS) as pool:
         for kind, details in pool.map(
                 lambda gm: reconcile_instance(ec2, autoscaling, settings, gm[0], gm[1], seed, log), members):
@@ -114,6 +118,10 @@ def handle_request(event: dict, ec2, autoscaling, settings: ops.Settings, log: o
             summary = reconcile(ec2, autoscaling, settings, f"reconcile/{event['RequestId']}", log)
             data = {k: len(v) for k, v in summary.items()}
             reason = json.dumps({k: [d["instance_id"] for d in v] for k, v in summary.items() if v})
+            if summary["unfinished"]:
+                status = "FAILED"
+                reason = (f"{len(summary['unfinished'])} running nodes not reached before the function's deadline; "
+                          f"deploy again to continue (done so far is kept): {reason}")
     except Exception as exc:  # noqa: BLE001 - CloudFormation must hear back, or the deployment hangs for an hour
         status, reason = "FAILED", f"reconciling the Multus ENIs of running nodes failed: {type(exc).__name__}: {exc}"
         log.error("reconciliation failed", extra={"error": reason})

@@ -173,3 +173,12 @@ def test_a_reconciliation_that_cannot_list_the_groups_answers_failed_with_the_re
     reconcile.handle_request(cloudformation.request(), ec2, autoscaling, settings_of(node), ops.logger())
     answer = cloudformation.responses[-1]
     assert answer["Status"] == "FAILED" and "no answer" in answer["Reason"]
+
+
+def test_a_reconciliation_out_of_time_answers_failed_and_replaces_nobody(node, reconcile, ops, settings_of, clients,
+                                                                         cloudformation):
+    ec2, autoscaling = clients(seconds_left=60)
+    reconcile.handle_request(cloudformation.request(), ec2, autoscaling, settings_of(node), ops.logger())
+    answer = cloudformation.responses[-1]
+    assert answer["Status"] == "FAILED" and "deploy again to continue" in answer["Reason"]
+    assert answer["Data"]["unfinished"] == 1 and _health(node) == "Healthy"

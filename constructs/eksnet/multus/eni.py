@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -44,8 +45,9 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 from eksnet import nag
 
-# The Lambda asset: resolved from this file, not the working directory (the CLI and tests run from anywhere).
-LAMBDA_ASSET = Path(__file__).resolve().parents[3] / "lambda" / "multus_eni"
+# The Lambda asset: package data of eksnet (``eksnet/multus/lambda_multus_eni``: in a checkout a link to
+# ``lambda/multus_eni``, in an installed wheel a copy), found from the installed package, never the working directory.
+LAMBDA_ASSET = Path(str(resources.files("eksnet.multus").joinpath("lambda_multus_eni"))).resolve()
 ASSET_EXCLUDE = ["__pycache__", "*.pyc"]  # importing the handler in tests must not change the asset hash
 
 # Tag keys the Lambda writes (lambda/multus_eni/multus_eni_ops.py): the IAM conditions below rely on them.
