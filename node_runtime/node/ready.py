@@ -46,7 +46,9 @@ def pool_names(status: dict[str, Any]) -> set[str] | None:
     """Pool names from the daemon's status, in any of the shapes it has had: ``named_pools`` (list or
     mapping), ``pools`` as a mapping, or ``pools`` entries carrying ``name``/``pool``."""
     named = status.get("named_pools")
-    if isinstance(named, dict | list):
+    if isinstance(named, dict):  # eksnet-ipamd with readiness: name -> {"served": bool, ...}
+        return {str(n) for n, v in named.items() if not isinstance(v, dict) or v.get("served", True)}
+    if isinstance(named, list):
         return {str(n) for n in named}
     pools = status.get("pools")
     if isinstance(pools, dict):

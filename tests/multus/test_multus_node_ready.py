@@ -118,6 +118,7 @@ def test_wait_retries_until_the_node_becomes_ready(node, daemon):
 
 @pytest.mark.parametrize(("status", "names"), [
     ({"named_pools": ["multus1", "multus2"]}, {"multus1", "multus2"}),
+    ({"named_pools": {"multus1": {"served": True}, "multus2": {"served": False, "error": "bad"}}}, {"multus1"}),
     ({"pools": {"multus1": {}}}, {"multus1"}),
     ({"pools": [{"name": "multus1", "ranges": []}]}, {"multus1"}),
     ({"pools": [{"ranges": [], "network": "n"}]}, None),  # today's status: pools unnamed, only the answer counts

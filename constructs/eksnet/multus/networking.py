@@ -364,7 +364,9 @@ class MultusNetworking(Construct):
         # After the hooks hold new instances and the Lambda can act on them (and, where there is one, after the
         # deploy-time reconcile of instances already in service).
         after = [*self.attacher.lifecycle_hooks, self.attacher.rule, self.attacher.function]
-        after += list(getattr(self.attacher, "reconcilers", ()) or ())
+        reconciliation = getattr(self.attacher, "reconciliation", None)  # instances already in service (eni.py)
+        if reconciliation is not None:
+            after.append(reconciliation)
         scaler.node.add_dependency(*after)
         _acknowledge_custom_resource_provider(stack)
         return scaler
