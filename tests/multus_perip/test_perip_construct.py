@@ -5,8 +5,10 @@ with the cdk-nag gate on, then linted by cfn-lint in its own region."""
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
+import sys
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -16,10 +18,11 @@ from eksnet import nag
 from eksnet.cluster import EksCluster, NodeGroupSpec
 from eksnet.environment import DeployEnv, EksnetStack
 from eksnet.multus import AddressMode, MultusInterface, MultusNetworking, PerIpSettings
-from eksnet.multus.perip import ASSIGN_ACTIONS, PER_IP_NODE_PACKAGES, PerIpRanges, plan_ranges
+from eksnet.multus.perip import ASSIGN_ACTIONS, INSTANCE_ARN_TAG, PER_IP_NODE_PACKAGES, PerIpRanges, plan_ranges
 from eksnet.vpc import EksVpc
 from support.cfn import cidr_reservations, props, resources
 from support.gates import cfn_lint
+from support.paths import ROOT
 
 from node_runtime.ipamd.config import DaemonConfig
 from node_runtime.perip import ranges_in_subnet
@@ -83,6 +86,16 @@ def test_every_grant_of_the_assign_actions_is_bound_to_the_callers_own_enis(temp
     node_roles = {lid for lid, r in resources(template, "AWS::IAM::Role").items()
                   if "ec2.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])}
     assert roles and {r["Ref"] for r in roles} <= node_roles
+
+
+def test_the_eni_lambda_tags_each_eni_with_the_arn_the_bound_compares():
+    """SEAMS 3: the Multus ENI Lambda writes the tag; the bound above matches it to ec2:SourceInstanceARN."""
+    spec = importlib.util.spec_from_file_location("perip_multus_eni_ops", ROOT / "lambda/multus_eni/multus_eni_ops.py")
+    ops = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(ops)
+    arn = "arn:aws:ec2:eu-central-1:123456789012:instance/i-0abc"
+    tags = ops.eni_tags(ops.Settings(cluster_name="perip", subnets={}), "eu-central-1a", arn, 2)
+    assert tags[INSTANCE_ARN_TAG] == arn
 
 
 def test_pods_cannot_reach_the_node_role_through_imds(template):
