@@ -19,10 +19,11 @@ def json_lines():
     handler.setFormatter(JsonFormatter())
     log = logging.getLogger("multus_eni")
     log.addHandler(handler)
-    level, log.level = log.level, logging.INFO
+    level = log.level
+    log.setLevel(logging.INFO)  # setLevel, not .level =: it clears the logger's isEnabledFor cache
     yield lambda: [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
     log.removeHandler(handler)
-    log.level = level
+    log.setLevel(level)
 
 
 def test_each_line_is_a_json_object_with_the_instance_group_and_hook(node, run, json_lines):
