@@ -260,21 +260,25 @@ def create_eni(ec2, settings: Settings, instance: Instance, subnet_id: str, devi
     return ec2.create_network_interface(**request)["NetworkInterface"]
 
 
-def attach(ec2, eni_id: str, instance_id: str, device_index: int) -> str:
-    """Attach at ``device_index``; returns the attachment id.
+def attach(ec2, settings: Settings, eni_id: str, instance_id: str, device_index: int) -> tuple[str, str]:
+    """Attach at ``device_index``; returns (the ENI now there, its attachment id).
 
-    A concurrent duplicate may have attached the same ENI first: when EC2 refuses, an
-    ENI found attached to this instance at this index is success, anything else is
-    the error it is.
+    Another invocation may have been first: a duplicate of this event attaching the
+    same ENI (same client token), or the deploy-time reconciliation and a late launch
+    event each with an ENI of its own. When EC2 refuses, the instance is looked at
+    again: our ENI there is success; another Multus ENI of ours there (our description
+    at this index) wins, and this one is still unattached, so it is the one returned
+    to the caller to delete; anything else is the error it is.
     """
     try:
-        return ec2.attach_network_interface(
+        return eni_id, ec2.attach_network_interface(
             NetworkInterfaceId=eni_id, InstanceId=instance_id, DeviceIndex=device_index)["AttachmentId"]
     except ec2.exceptions.ClientError:
-        (now,) = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni_id])["NetworkInterfaces"]
-        attachment = now.get("Attachment") or {}
-        if attachment.get("InstanceId") == instance_id and attachment.get("DeviceIndex") == device_index:
-            return attachment["AttachmentId"]
+        instance = describe_instance(ec2, instance_id)
+        there = instance.interfaces.get(device_index) if instance else None
+        if there is not None and (there["NetworkInterfaceId"] == eni_id or
+                                  there.get("Description") == description(settings, instance_id, device_index)):
+            return there["NetworkInterfaceId"], there["Attachment"]["AttachmentId"]
         raise
 
 
@@ -332,7 +336,14 @@ def ensure_enis(ec2, settings: Settings, instance: Instance, token_seed: str, lo
         log.info("multus eni created", extra={"eni_id": eni_id, "device_index": index, "subnet_id": subnet_id})
         if eni.get("SourceDestCheck", True):
             source_dest_check_off(ec2, eni_id)
-        attachment_id = attach(ec2, eni_id, instance.instance_id, index)
+        attached_id, attachment_id = attach(ec2, settings, eni_id, instance.instance_id, index)
+        if attached_id != eni_id:  # a twin invocation's ENI got the index first: ours is spare
+            ec2.delete_network_interface(NetworkInterfaceId=eni_id)
+            progress.created.remove(eni_id)
+            log.info("multus eni of a concurrent invocation attached first: ours deleted",
+                     extra={"eni_id": eni_id, "attached_eni_id": attached_id, "device_index": index})
+            eni_id = attached_id
+            source_dest_check_off(ec2, eni_id)
         delete_on_termination(ec2, eni_id, attachment_id)
         progress.enis[index] = eni_id
         log.info("multus eni attached", extra={"eni_id": eni_id, "device_index": index,

@@ -196,3 +196,30 @@ def test_two_concurrent_deliveries_of_one_event_make_one_eni_per_subnet(node, ru
     assert all(e["Attachment"]["InstanceId"] == node.instance_id for e in enis.values())
     assert [o["error"] for o in outcomes] == [None, None]
     assert node.results() == ["CONTINUE"]
+
+
+def test_when_another_invocation_with_another_token_attaches_first_its_eni_wins_and_ours_is_deleted(
+        node, run, ops, settings_of, clients, index):
+    """The deploy-time reconciliation and a late launch event each create an ENI of their own (different tokens):
+    the one attached first keeps the index, the other is deleted, and the launch still CONTINUEs."""
+    token = node.start(node.launch_hook)
+    settings = settings_of(node)
+    twin = {}
+
+    def twin_attaches_first(model, **_):
+        if twin:
+            return
+        instance = ops.describe_instance(node.ec2, node.instance_id)
+        eni = ops.create_eni(node.ec2, settings, instance, node.multus_subnets[node.zone][0], 1,
+                             ops.client_token("reconcile/other", node.instance_id, 1))["NetworkInterfaceId"]
+        node.ec2.attach_network_interface(NetworkInterfaceId=eni, InstanceId=node.instance_id, DeviceIndex=1)
+        twin["eni"] = eni
+
+    ec2, autoscaling = clients()
+    ec2.meta.events.register("before-call.ec2.AttachNetworkInterface", twin_attaches_first)
+    outcome = index.handle(lifecycle_event(node, token), ec2, autoscaling, settings, ops.logger())
+    enis = _by_index(node.our_enis())
+    assert len(node.our_enis()) == 2 and enis[1]["NetworkInterfaceId"] == twin["eni"]
+    assert outcome["error"] is None and outcome["enis"][1] == twin["eni"] and twin["eni"] not in outcome["created"]
+    assert enis[1]["SourceDestCheck"] is False and enis[1]["Attachment"]["DeleteOnTermination"] is True
+    assert node.results() == ["CONTINUE"]

@@ -5,8 +5,10 @@ network interface" in the console). Nodes come and go with their Auto Scaling
 group, so here the group's lifecycle hooks hold each launching node in
 ``Pending:Wait`` while EventBridge hands the action to a Lambda that creates,
 tags, attaches (device index 1..n) and configures one ENI per Multus subnet of the
-node's zone, then completes the action; on termination it removes them. A second,
-scheduled Lambda sweeps ENIs leaked by failures. The handlers live in
+node's zone, then completes the action; on termination the ENIs go with the instance
+(delete-on-termination) and the action always continues. Nodes already running when
+the hooks appear are reconciled at deploy time by a custom resource the same function
+answers. A second, scheduled Lambda sweeps ENIs leaked by failures. The handlers live in
 ``lambda/multus_eni/`` (see ``lambda/README.md`` and ``docs/multus_eni.md``).
 
 Example::
@@ -102,7 +104,7 @@ class MultusEniAttacher(Construct):
     :param nodegroups: managed node groups (``aws_eks_v2.Nodegroup`` or ``NodegroupRef``). Default: none. EKS names
         their Auto Scaling group itself and CloudFormation does not expose it, so a custom resource reads it with
         ``eks:DescribeNodegroup`` at deploy time and the hooks are ``AWS::AutoScaling::LifecycleHook`` resources on it
-        (nodes launched before the hooks exist get no Multus ENIs: create such a group at size 0, or roll it).
+        (nodes launched before the hooks exist get their ENIs from the deploy-time reconciliation, ``reconciliation``).
     :param ipv4_prefix_count: IPv4 /28 prefixes delegated to each ENI (0-16). Default: 0.
     :param ipv6_prefix_count: IPv6 /80 prefixes delegated to each ENI (0-16; the subnets need IPv6). Default: 0.
     :param first_device_index: device index of the first Multus ENI (1-31). Default: 1 (eth0 stays the VPC CNI's).
