@@ -121,7 +121,7 @@ def test_a_released_address_waits_for_its_cooldown(cni_bin, tmp_path):
     d.start()
     try:
         cni = CNI(cni_bin, d.env())
-        tiny = conf(ranges=[[{"subnet": "10.42.0.0/30"}]])
+        tiny = conf(ranges=[[{"subnet": "10.42.0.0/29", "rangeStart": "10.42.0.2", "rangeEnd": "10.42.0.3"}]])
         first, second = add(cni, "a", tiny), add(cni, "b", tiny)
         cni.ok("eksnet-ipam", "DEL", tiny, container_id="a", ifname="net1")
         rc, out = cni("eksnet-ipam", "ADD", tiny, container_id="c", netns="/run/netns/c", ifname="net1")
