@@ -22,6 +22,7 @@ import concurrent.futures
 import ipaddress
 import logging
 import os
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -40,7 +41,7 @@ from .allocator import (
     pool_key,
     to_ip,
 )
-from .store import LeaseRow, Store, grant_op, prune_op, release_op, text_in
+from .store import Store, grant_op, prune_op, release_op, text_in
 
 log = logging.getLogger("eksnet-ipamd")
 
@@ -180,10 +181,13 @@ class IpamService:
 
     # -- registry --------------------------------------------------------------------------------
     def _track(self, version: int, address: int, what: str, delta: int) -> None:
+        counts = self.counts
         for key, pool in self.pools.items():
-            if pool.version == version and address in pool:
-                c = self.counts[key]
-                setattr(c, what, getattr(c, what) + delta)
+            if pool.ranges[0].subnet.version == version and any(r.first <= address <= r.last for r in pool.ranges):
+                if what == "leased":
+                    counts[key].leased += delta
+                else:
+                    counts[key].cooling += delta
 
     def _hold(self, version: int, address: int, owner: Owner) -> None:
         self.held[version][address] = owner
@@ -265,28 +269,35 @@ class IpamService:
 
     def _restore(self) -> None:
         self.cursors = self.store.cursors()
-        rows: list[LeaseRow] = list(self.store.leases())
-        for row in rows:
-            try:
-                pool = self._pool(row.pool, network=row.network)
-            except (ConfigError, ValueError):
-                pool = _single(row.address)
-                self.pools.setdefault(pool.key, pool)
-                self.counts.setdefault(pool.key, _Counts())
+        pools, owners, held = self.pools, self.owners, self.held
+        for row in self.store.leases():
+            pool = pools.get(row.pool)
+            if pool is None:
+                try:
+                    pool = self._pool(row.pool, network=row.network)
+                except (ConfigError, ValueError):
+                    pool = _single(row.address)
+                    self.pools.setdefault(pool.key, pool)
+                    self.counts.setdefault(pool.key, _Counts())
             address = _parse_ip(row.address)
             owner = (row.network, row.container_id, row.ifname)
-            owned = self.owners.get(owner)
+            owned = owners.get(owner)
             if owned is None:
-                owned = self.owners[owner] = _Owned([], row.netns, row.created)
+                owned = owners[owner] = _Owned([], row.netns, row.created)
             owned.leases.append(Lease(pool, address, row.source))
-            self.held[pool.version][address] = owner
+            held[pool.ranges[0].subnet.version][address] = owner
             self.leases_total += 1
+        by_network, by_netns, by_source = self.by_network, self.by_netns, self.by_source
         for owner, owned in self.owners.items():
-            self._index(owner, owned, True)
+            by_network.setdefault(owner[0], set()).add(owner)
+            by_netns.setdefault(owned.netns, set()).add(owner)
+            for lease in owned.leases:
+                by_source.setdefault(lease.source, set()).add(owner)
         for _, address, ready_at in self.store.cooling(self.clock()):
-            ip = ipaddress.ip_address(address)
-            if int(ip) not in self.held[ip.version]:
-                self._cool(ip.version, int(ip), ready_at)
+            value = _parse_ip(address)
+            version = 6 if ":" in address else 4
+            if value not in self.held[version]:
+                self._cool(version, value, ready_at)
         for key, pool in self.pools.items():
             self.counts[key] = self._count(pool)
 
@@ -537,12 +548,12 @@ class IpamService:
         self.counters["reconciled"] += released
         return released
 
-    async def reconcile_async(self, grace: float, gone: set[str], chunk: int = 256) -> int:
-        """Release, a chunk at a time (the loop serves ADDs in between), the owners of ``gone``
-        namespace paths (found off the loop by the caller)."""
-        stale, released = self.stale(grace, gone), 0
-        for i in range(0, len(stale), chunk):
-            released += await self._release_wait(stale[i:i + chunk])
+    async def reconcile_async(self, grace: float, gone: set[str], chunk: int = 64) -> int:
+        """Release, a chunk of namespace paths at a time (the loop serves ADDs in between), the
+        owners of ``gone`` paths (found off the loop by the caller) older than ``grace``."""
+        paths, released = list(gone), 0
+        for i in range(0, len(paths), chunk):
+            released += await self._release_wait(self.stale(grace, set(paths[i:i + chunk])))
             await asyncio.sleep(0)
         self.counters["reconciled"] += released
         return released
@@ -631,7 +642,11 @@ def label(value: str) -> str:
 
 
 def _parse_ip(text: str) -> int:
-    return int(ipaddress.ip_address(text))
+    """An address as an integer (inet_pton: ~20x faster than ipaddress, which start-up feels)."""
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET6 if ":" in text else socket.AF_INET, text), "big")
+    except OSError:
+        return int(ipaddress.ip_address(text))
 
 
 def _single(address: str) -> Pool:
