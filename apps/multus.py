@@ -2,7 +2,7 @@
 
 What the seed does by hand, as code: a dual-stack VPC with a Multus subnet per zone and a Multus
 security group (``EksVpc(multus=...)``); an EKS cluster with a managed node group whose nodes get
-their Multus ENI attached at launch (``eksnet.multus_eni``: lifecycle hook, EventBridge, Lambda) and, from user data, rename it (``multus1``), set rp_filter, bring it up and run the node
+their Multus ENI attached at launch (``eksnet.multus.eni``: lifecycle hook, EventBridge, Lambda) and, from user data, rename it (``multus1``), set rp_filter, bring it up and run the node
 runtime (``MultusNodeBootstrap``); Multus itself (``MultusInstall``: thick plugin, VPC CNI as default);
 the seed's ``ipvlan-private-a`` NetworkAttachmentDefinition and its ``multus-pod``.
 
@@ -29,8 +29,8 @@ from eksnet.multus import (
     Route,
     network_selection_annotation,
 )
-from eksnet.multus_eni import MultusEniAttacher
-from eksnet.node_bootstrap import MultusInterfaces, MultusNodeBootstrap
+from eksnet.multus.eni import MultusEniAttacher
+from eksnet.multus.node import MultusInterfaces, MultusNodeBootstrap
 from eksnet.vpc import EksVpc, MultusNetwork, PodIpv4Egress
 
 CLUSTER_NAME = "mymultuscluster"

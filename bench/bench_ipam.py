@@ -175,7 +175,7 @@ def _rss_mib(pid: int) -> float:
 
 def start_daemon(tree: Path, state: Path, sock: str, *extra: str) -> tuple[subprocess.Popen, float, float]:
     """Start the daemon of ``tree`` on ``state``; returns (process, seconds until it answers, RSS MiB)."""
-    from node_runtime.cni.forward import call
+    from node_runtime.cni.protocol import call
 
     argv = [sys.executable, "-c", LAUNCHER, str(tree), "serve", "--socket", sock, "--state-dir", str(state),
             "--reconcile-interval", "0", *extra]
@@ -280,7 +280,7 @@ def busy(tmp: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     status and reconciliation run in a loop: they must not hold the event loop."""
     import threading
 
-    from node_runtime.cni.forward import call
+    from node_runtime.cni.protocol import call
 
     state = tmp / "busy"
     seed(state, V4, BUSY_LEASES, netns="/run/netns/eksnet-bench-gone-{i}")

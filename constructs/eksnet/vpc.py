@@ -9,7 +9,8 @@ and the NAT gateways with their routes. It adds only what that construct lacks:
 - IPv6-only (``Ipv6Native``) private subnets;
 - the EKS subnet tags that the AWS Load Balancer Controller and EKS read;
 - Multus subnets per zone and per interface with their own route tables, a Multus security group
-  and ``AWS::EC2::SubnetCidrReservation`` blocks for pod addresses;
+  and subnet CIDR reservations for pod addresses (``eksnet.cidr_reservation``: the CloudFormation type
+  where the region has it, EC2's API through a custom resource elsewhere);
 - flow logs by default, and a synth-time check that no DNS64 subnet lacks its NAT64 route.
 
 All IPv4 arithmetic uses ``ipaddress``; IPv6 blocks are CloudFormation tokens (the /56 is only known
@@ -31,7 +32,7 @@ import jsii
 from aws_cdk import aws_ec2 as ec2
 
 from constructs import Construct, IConstruct, IValidation
-from eksnet import nag
+from eksnet.cidr_reservation import CidrReservationType, SubnetCidrReservation
 
 
 class PodIpv4Egress(enum.Enum):
@@ -58,17 +59,6 @@ class NatGateways(enum.Enum):
     PER_AZ = "per-az"
     SHARED = "shared"
     NONE = "none"
-
-
-class CidrReservationType(enum.Enum):
-    """``AWS::EC2::SubnetCidrReservation`` types: both keep EC2 from handing the range out as primary addresses.
-
-    PREFIX: EC2 assigns IPv4 /28 (IPv6 /80) prefixes from the range (prefix delegation on the Multus ENI).
-    EXPLICIT: addresses from the range are assigned one by one with ``AssignPrivateIpAddresses``.
-    """
-
-    PREFIX = "prefix"
-    EXPLICIT = "explicit"
 
 
 NAT64_PREFIX = "64:ff9b::/96"  # RFC 6052 well-known prefix, the one Route 53 Resolver's DNS64 synthesizes
@@ -421,22 +411,18 @@ class EksVpc(Construct):
                 self.multus_subnets[az].append(subnet)
 
                 pod_v4 = multus.pod_range(cidr)
-                reservation = ec2.CfnSubnetCidrReservation(
-                    subnet, "PodRange", subnet_id=subnet.subnet_id, cidr=str(pod_v4),
-                    reservation_type=multus.reservation_type.value,
+                SubnetCidrReservation(
+                    subnet, "PodRange", subnet=subnet, cidr=str(pod_v4), reservation_type=multus.reservation_type,
                     description=f"Multus pod IPv4 addresses, device index {d}",
                 )
-                _acknowledge_reservation_type(reservation)
                 pod_v6 = None
                 if multus.ipv6:
                     subnet_v6 = cdk.Fn.select(0, _cfn_subnet(subnet).attr_ipv6_cidr_blocks)
                     pod_v6 = cdk.Fn.select(1, cdk.Fn.cidr(subnet_v6, 2, _IPV6_POD_RANGE_BITS))
-                    reservation6 = ec2.CfnSubnetCidrReservation(
-                        subnet, "PodRange6", subnet_id=subnet.subnet_id, cidr=pod_v6,
-                        reservation_type=multus.reservation_type.value,
+                    SubnetCidrReservation(
+                        subnet, "PodRange6", subnet=subnet, cidr=pod_v6, reservation_type=multus.reservation_type,
                         description=f"Multus pod IPv6 addresses, device index {d}",
                     )
-                    _acknowledge_reservation_type(reservation6)
                 self.multus_pod_ranges[(az, d)] = MultusPodRange(
                     az=az, device_index=d, subnet=subnet, ipv4=pod_v4, ipv6=pod_v6,
                     reservation_type=multus.reservation_type)
@@ -449,14 +435,6 @@ class EksVpc(Construct):
         sg.add_ingress_rule(sg, ec2.Port.all_traffic(), "Multus interfaces talk to each other")
         cdk.Tags.of(sg).add("multus", "true")
         self.multus_security_group = sg
-
-
-def _acknowledge_reservation_type(reservation: ec2.CfnSubnetCidrReservation) -> None:
-    # aws-cdk-lib's bundled template validator has a stale per-region type list (F3006 warning);
-    # the cfn-lint gate (1.58) knows the type in every region we deploy to.
-    nag.acknowledge(reservation, "CloudFormation-Validate::F3006",
-                    "AWS::EC2::SubnetCidrReservation exists in every commercial region since 2021; aws-cdk-lib's "
-                    "bundled region type list is stale, cfn-lint's current one accepts it")
 
 
 def _ipv4_network(prop: str, value: str) -> ipaddress.IPv4Network:

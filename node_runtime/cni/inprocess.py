@@ -1,6 +1,8 @@
 """Run a plugin in this process: the executables' fallback when the daemon is not reachable.
 
-Same skeleton and plugin code as in the daemon, with no IPAM service (``host.ipam is None``)."""
+Same skeleton and plugin code as in the daemon, with no IPAM service (``host.ipam is None``).
+The Python forwarder calls ``run_env_block``; the C forwarder execs the installed fallback script,
+which calls ``main`` with the request's stdin and environment as they came."""
 
 from __future__ import annotations
 
@@ -48,3 +50,16 @@ async def run_plugin(plugin_type: str, env: dict[str, str], body: bytes, host: H
 
 def run_env_block(plugin_type: str, env: bytes, body: bytes) -> tuple[int, bytes]:
     return asyncio.run(run_plugin(plugin_type, parse_env_block(env), body, LocalHost()))
+
+
+def main(plugin_type: str) -> None:
+    """The fallback as a program: the plugin runs on this process's CNI_* environment and stdin
+    (what the daemon would have been sent), prints its answer and exits with its code."""
+    import sys
+
+    from .forward import cni_env, read_stdin
+
+    code, out = run_env_block(plugin_type, cni_env(), read_stdin())
+    sys.stdout.buffer.write(out)
+    sys.stdout.buffer.flush()
+    sys.exit(code)

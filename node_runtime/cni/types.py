@@ -9,30 +9,28 @@ import copy
 import ipaddress
 from typing import Any
 
-SUPPORTED_VERSIONS: tuple[str, ...] = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
-LATEST = "1.1.0"
+from .protocol import LATEST, OUR_CODES, SPEC_CODES, SUPPORTED_VERSIONS, Code
 
-# Spec error codes (SPEC.md "Error"): below 100 are the spec's, 100+ are ours.
-INCOMPATIBLE_VERSION = 1
-UNSUPPORTED_FIELD = 2
-UNKNOWN_CONTAINER = 3
-INVALID_ENVIRONMENT = 4
-IO_FAILURE = 5
-DECODE_FAILURE = 6
-INVALID_CONFIG = 7
-TRY_AGAIN_LATER = 11
-NOT_AVAILABLE = 50
-NOT_AVAILABLE_LIMITED = 51
-# Plugin specific.
-POOL_EXHAUSTED = 100
-INTERFACE_EXISTS = 101
-NETLINK_FAILURE = 102
-DELEGATE_FAILURE = 103
-CHECK_FAILED = 104
-INTERNAL = 999
+__all__ = ["LATEST", "OUR_CODES", "SPEC_CODES", "SUPPORTED_VERSIONS", "CNIError", "Code"]
 
-SPEC_CODES = frozenset({1, 2, 3, 4, 5, 6, 7, 11, 50, 51})
-OUR_CODES = frozenset({POOL_EXHAUSTED, INTERFACE_EXISTS, NETLINK_FAILURE, DELEGATE_FAILURE, CHECK_FAILED, INTERNAL})
+# Versions and error codes live with the wire protocol (one module, shared with the C forwarder);
+# these names are the ones the plugins use.
+INCOMPATIBLE_VERSION = Code.INCOMPATIBLE_VERSION
+UNSUPPORTED_FIELD = Code.UNSUPPORTED_FIELD
+UNKNOWN_CONTAINER = Code.UNKNOWN_CONTAINER
+INVALID_ENVIRONMENT = Code.INVALID_ENVIRONMENT
+IO_FAILURE = Code.IO_FAILURE
+DECODE_FAILURE = Code.DECODE_FAILURE
+INVALID_CONFIG = Code.INVALID_CONFIG
+TRY_AGAIN_LATER = Code.TRY_AGAIN_LATER
+NOT_AVAILABLE = Code.NOT_AVAILABLE
+NOT_AVAILABLE_LIMITED = Code.NOT_AVAILABLE_LIMITED
+POOL_EXHAUSTED = Code.POOL_EXHAUSTED
+INTERFACE_EXISTS = Code.INTERFACE_EXISTS
+NETLINK_FAILURE = Code.NETLINK_FAILURE
+DELEGATE_FAILURE = Code.DELEGATE_FAILURE
+CHECK_FAILED = Code.CHECK_FAILED
+INTERNAL = Code.INTERNAL
 
 
 class CNIError(Exception):
@@ -45,7 +43,7 @@ class CNIError(Exception):
         self.details = details
 
     def to_json(self, version: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"cniVersion": version, "code": self.code, "msg": self.msg}
+        out: dict[str, Any] = {"cniVersion": version, "code": int(self.code), "msg": self.msg}
         if self.details:
             out["details"] = self.details
         return out

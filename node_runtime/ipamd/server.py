@@ -28,10 +28,11 @@ import time
 from typing import Any
 
 from .. import netlink
+from ..cni import protocol
 from ..cni.delegate import exec_plugin
-from ..cni.forward import decode
 from ..cni.inprocess import parse_env_block, run_plugin
 from ..cni.skeleton import COMMANDS, Host, Request
+from ..cni.types import INVALID_ENVIRONMENT
 from ..ipam.service import Histogram, IpamService, label
 from ..ipam.store import Store
 from ..plugins import TYPES, get_plugin
@@ -39,7 +40,6 @@ from .config import RESTART_ONLY, ConfigError, DaemonConfig, load
 from .notify import notify, reloading
 
 log = logging.getLogger("eksnet-ipamd")
-MAX_REQUEST = 4 * 1024 * 1024
 READ_TIMEOUT = 30.0  # a client that never finishes its request is dropped
 STAT_CHUNK = 128  # namespace paths checked per loop iteration during reconciliation
 SWITCH_INTERVAL = 0.0005  # seconds: how long the store's writer thread may keep the GIL from the loop
@@ -111,9 +111,13 @@ class Daemon:
         caller = netlink.peer_netns(writer.get_extra_info("socket"))
         token = netlink.CALLER_NETNS.set(caller)
         try:
-            data = await asyncio.wait_for(self._read(reader), READ_TIMEOUT)
-            code, out = await self.dispatch(data)
-            writer.write(bytes([code]) + out)
+            try:
+                kind, env, body = await asyncio.wait_for(protocol.read_request(reader), READ_TIMEOUT)
+            except protocol.ProtocolError as exc:  # too large, truncated, not the wire format
+                code, out = 1, protocol.error_json(exc.code, str(exc))
+            else:
+                code, out = await self.dispatch(kind, env, body)
+            writer.write(protocol.answer(code, out))
             await writer.drain()
         except (ConnectionError, TimeoutError):
             pass
@@ -123,24 +127,7 @@ class Daemon:
                 os.close(caller)
             writer.close()
 
-    @staticmethod
-    async def _read(reader: asyncio.StreamReader) -> bytes:
-        chunks, size = [], 0
-        while size <= MAX_REQUEST:
-            chunk = await reader.read(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-
-    async def dispatch(self, data: bytes) -> tuple[int, bytes]:
-        if len(data) > MAX_REQUEST:
-            return 1, b'{"code": 5, "msg": "request too large"}\n'
-        try:
-            kind, env, body = decode(data)
-        except ValueError as exc:
-            return 1, json.dumps({"code": 6, "msg": f"bad request: {exc}"}).encode() + b"\n"
+    async def dispatch(self, kind: bytes, env: bytes, body: bytes) -> tuple[int, bytes]:
         if kind.startswith(b"cni:"):
             started = time.perf_counter()
             plugin, envd = kind[4:].decode("utf-8", "replace"), parse_env_block(env)
@@ -160,7 +147,7 @@ class Daemon:
             return 0, self.metrics().encode("utf-8", "replace")
         if kind == b"ctl:reconcile":
             return 0, json.dumps({"released": await self.reconcile()}).encode() + b"\n"
-        return 1, b'{"code": 4, "msg": "unknown request kind"}\n'
+        return 1, protocol.error_json(INVALID_ENVIRONMENT, "unknown request kind", kind[:40].decode("utf-8", "replace"))
 
     def metrics(self) -> str:
         lines = ["# HELP eksnet_cni_request_seconds Time the daemon spent on a CNI command (exit code 0 or 1).",
@@ -337,9 +324,7 @@ async def _main(config: DaemonConfig, config_file: str | None, overrides: dict[s
 
 
 def control(socket_path: str, op: str) -> tuple[int, bytes]:
-    from ..cni.forward import call
-
-    return call(socket_path, b"ctl:" + op.encode(), b"", b"", timeout=30.0)
+    return protocol.call(socket_path, b"ctl:" + op.encode(), b"", b"", timeout=30.0)
 
 
 def status_dict(socket_path: str) -> dict[str, Any]:

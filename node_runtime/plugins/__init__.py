@@ -10,8 +10,8 @@ from ..cni.skeleton import Plugin
 
 TYPES = {
     "eksnet-ipam": ("node_runtime.plugins.ipam", "EksnetIpam", ()),
-    "eksnet-ipvlan": ("node_runtime.plugins.ipvlan", "LinkPlugin", ("ipvlan",)),
-    "eksnet-macvlan": ("node_runtime.plugins.ipvlan", "LinkPlugin", ("macvlan",)),
+    "eksnet-ipvlan": ("node_runtime.plugins.link", "LinkPlugin", ("ipvlan",)),
+    "eksnet-macvlan": ("node_runtime.plugins.link", "LinkPlugin", ("macvlan",)),
 }
 _cache: dict[str, Plugin] = {}
 

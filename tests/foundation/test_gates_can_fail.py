@@ -22,7 +22,7 @@ def test_cfn_lint_gate_reports_errors_in_a_broken_template(tmp_path):
     }
     path = tmp_path / "Broken.template.json"
     path.write_text(json.dumps(broken))
-    errors = [f for f in cfn_lint([path]) if f.level == "Error"]
+    errors = [f for f in cfn_lint([path], region="eu-central-1") if f.level == "Error"]
     # E3002: a property the resource type does not have; E1020: a Ref to nothing.
     assert {f.rule for f in errors} >= {"E3002", "E1020"}, errors
 
@@ -75,3 +75,16 @@ def test_the_default_app_runs_the_nag_gate(tmp_path, monkeypatch):
             subnet_configuration=[ec2.SubnetConfiguration(name="p", subnet_type=ec2.SubnetType.PUBLIC)])
     with pytest.raises(RuntimeError, match="AwsSolutions-VPC7"):
         app.synth()
+
+
+def test_cfn_lint_gate_lints_in_the_stacks_region_and_refuses_a_type_it_lacks(tmp_path):
+    # AWS::EC2::SubnetCidrReservation is registered in us-east-1's CloudFormation, not in eu-central-1's.
+    template = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {"Reservation": {"Type": "AWS::EC2::SubnetCidrReservation", "Properties": {
+            "SubnetId": "subnet-0123456789abcdef0", "Cidr": "10.0.0.0/28", "ReservationType": "prefix"}}},
+    }
+    path = tmp_path / "Region.template.json"
+    path.write_text(json.dumps(template))
+    assert not cfn_lint([path], region="us-east-1")
+    assert "E3006" in {f.rule for f in cfn_lint([path], region="eu-central-1")}

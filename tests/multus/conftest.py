@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from eksnet.node_bootstrap import MultusInterfaces
+from eksnet.multus.node import MultusInterfaces
 
 HERE = Path(__file__).parent
 MAC1, MAC2, MAC0 = "0a:00:5e:00:00:01", "0a:00:5e:00:00:02", "0a:00:5e:00:00:00"

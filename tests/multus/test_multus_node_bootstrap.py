@@ -16,7 +16,7 @@ import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from eksnet.environment import DeployEnv, EksnetStack
-from eksnet.node_bootstrap import (
+from eksnet.multus.node import (
     SCRIPT_PATH,
     MultusInterfaces,
     MultusNodeBootstrap,

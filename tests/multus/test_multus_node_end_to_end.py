@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from eksnet.multus import CniVersion, EksnetIpam, Macvlan, NetworkAttachmentDefinition
-from eksnet.node_bootstrap import MultusInterfaces
+from eksnet.multus.node import MultusInterfaces
 
 pytestmark = [pytest.mark.netns]
 

@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from eksnet.node_bootstrap import MultusInterfaces, RpFilter
+from eksnet.multus.node import MultusInterfaces, RpFilter
 
 MAC1, MAC2 = "0a:00:5e:00:00:01", "0a:00:5e:00:00:02"  # as the node fixture (conftest.py) sets them
 

@@ -12,7 +12,7 @@ from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 from eksnet import nag
 from eksnet.environment import DeployEnv, EksnetStack
-from eksnet.multus_eni import LAMBDA_ASSET, MultusEniAttacher, NodegroupRef
+from eksnet.multus.eni import LAMBDA_ASSET, MultusEniAttacher, NodegroupRef
 
 CLUSTER = "mycluster"
 

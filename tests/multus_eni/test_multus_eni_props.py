@@ -6,9 +6,9 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
-from eksnet import multus_eni
 from eksnet.environment import DeployEnv, EksnetStack
-from eksnet.multus_eni import MultusEniAttacher, NodegroupRef
+from eksnet.multus import eni as multus_eni
+from eksnet.multus.eni import MultusEniAttacher, NodegroupRef
 from support.paths import ROOT
 
 

@@ -15,9 +15,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from nrt_support import CNI, REFERENCE, Daemon, addresses, sh
+from nrt_support import CNI, REFERENCE, Daemon, addresses, ipamd, sh
 
-from node_runtime.cni.forward import call
+from node_runtime.cni.protocol import call
 from node_runtime.install import install
 from node_runtime.ipamd.notify import notify
 
@@ -70,7 +70,7 @@ class LiveDaemon(Daemon):
         self.start()
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(self.bin_dir / "eksnet-ipamd"), *args, "--socket", self.socket],
+        return subprocess.run([str(ipamd(self.bin_dir)), *args, "--socket", self.socket],
                               capture_output=True, text=True, timeout=30)
 
 
@@ -181,7 +181,7 @@ def test_sd_notify_speaks_to_abstract_sockets_too(monkeypatch):
 
 
 def test_the_unit_waits_for_ready_and_reloads_with_sighup(tmp_path):
-    install(str(tmp_path / "bin"), unit_dir=str(tmp_path / "units"), compile_=False)
+    install(str(tmp_path / "bin"), unit_dir=str(tmp_path / "units"), compile_=False, daemon_dir=str(tmp_path / "sbin"))
     unit = (tmp_path / "units" / "eksnet-ipamd.service").read_text().splitlines()
     assert "Type=notify" in unit and "ExecReload=/bin/kill -HUP $MAINPID" in unit
     proc = subprocess.run(["systemd-analyze", "verify", "--man=no", str(tmp_path / "units" / "eksnet-ipamd.service")],

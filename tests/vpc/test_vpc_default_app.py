@@ -4,7 +4,7 @@ eksctl VPC, with Multus subnets) and pure IPv6 (IPv6-only subnets, DNS64, NAT64)
 from __future__ import annotations
 
 from eksnet.vpc import NAT64_PREFIX
-from support.cfn import ref_id, resources
+from support.cfn import cidr_reservations, ref_id
 from vpc_testkit import Topology
 
 
@@ -18,7 +18,7 @@ def test_the_node_snat_stack_is_the_seeds_vpc_with_dns64_off(templates):
 def test_the_node_snat_stack_has_multus_subnets_with_reserved_pod_ranges(templates):
     template = templates["EksnetNetwork"]
     assert len(Topology(template).of_kind("Multus")) == 3
-    assert len(resources(template, "AWS::EC2::SubnetCidrReservation")) == 6
+    assert len(cidr_reservations(template)) == 6
 
 
 def test_the_pure_ipv6_stack_has_ipv6_only_private_subnets_with_dns64_and_nat64(templates):

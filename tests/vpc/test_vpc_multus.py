@@ -8,7 +8,7 @@ import ipaddress
 
 import pytest
 from eksnet.vpc import CidrReservationType, MultusNetwork
-from support.cfn import ref_id, resources, tags
+from support.cfn import cidr_reservations, ref_id, resources, tags
 from vpc_testkit import Topology, lint_templates, new_stack
 
 AZS = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
@@ -72,7 +72,7 @@ def test_multus_subnets_are_tagged_with_their_zone(topo):
 
 def test_the_upper_half_of_each_multus_subnet_is_reserved_for_pod_prefixes(template, eks_vpc):
     found = {}
-    for p in (r["Properties"] for r in resources(template, "AWS::EC2::SubnetCidrReservation").values()):
+    for p in cidr_reservations(template):
         if isinstance(p["Cidr"], str):
             found[ref_id(p["SubnetId"])] = (p["Cidr"], p["ReservationType"])
     assert len(found) == 6
@@ -85,8 +85,7 @@ def test_the_upper_half_of_each_multus_subnet_is_reserved_for_pod_prefixes(templ
 
 
 def test_a_slash_72_of_each_multus_slash_64_is_reserved_for_pod_ipv6(template):
-    v6 = [r["Properties"] for r in resources(template, "AWS::EC2::SubnetCidrReservation").values()
-          if not isinstance(r["Properties"]["Cidr"], str)]
+    v6 = [p for p in cidr_reservations(template) if not isinstance(p["Cidr"], str)]
     assert len(v6) == 6
     for p in v6:
         index, (cidr,) = p["Cidr"]["Fn::Select"][0], [p["Cidr"]["Fn::Select"][1]]

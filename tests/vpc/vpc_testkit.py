@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 from eksnet import nag
-from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.environment import DEFAULT_REGION, DeployEnv, EksnetStack
 from eksnet.vpc import EksVpc
 from support.cfn import ref_id, resources, tags
 from support.gates import cfn_lint
@@ -25,13 +25,13 @@ def new_app(outdir: str) -> cdk.App:
     return cdk.App(outdir=outdir, context={"aws:cdk:enable-path-metadata": True})
 
 
-def lint_templates(tmp_dir: Path, templates: dict[str, dict]) -> list:
-    """cfn-lint (the project's gate) over templates given as dicts."""
+def lint_templates(tmp_dir: Path, templates: dict[str, dict], region: str = DEFAULT_REGION) -> list:
+    """cfn-lint (the project's gate) over templates given as dicts, of stacks in ``region``."""
     paths = []
     for name, template in templates.items():
         paths.append(tmp_dir / f"{name}.template.json")
         paths[-1].write_text(json.dumps(template))
-    return cfn_lint(paths)
+    return cfn_lint(paths, region=region)
 
 
 def synth_vpc(tmp_dir: str, **props) -> tuple[dict, EksVpc]:

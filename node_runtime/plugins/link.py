@@ -1,4 +1,4 @@
-"""``eksnet-ipvlan`` and ``eksnet-macvlan``: the interface plugin. One plugin, two link kinds:
+"""``eksnet-ipvlan`` and ``eksnet-macvlan``: the interface (link) plugin. One plugin, two link kinds:
 ipvlan on the Multus ENI in production; macvlan where the kernel lacks ipvlan (and in the tests).
 
 ADD runs the IPAM plugin first (in-process when it is ``eksnet-ipam``, else the executable found

@@ -44,7 +44,7 @@ from constructs import Construct
 from eksnet import nag
 
 # The Lambda asset: resolved from this file, not the working directory (the CLI and tests run from anywhere).
-LAMBDA_ASSET = Path(__file__).resolve().parents[2] / "lambda" / "multus_eni"
+LAMBDA_ASSET = Path(__file__).resolve().parents[3] / "lambda" / "multus_eni"
 ASSET_EXCLUDE = ["__pycache__", "*.pyc"]  # importing the handler in tests must not change the asset hash
 
 # Tag keys the Lambda writes (lambda/multus_eni/multus_eni_ops.py): the IAM conditions below rely on them.
