@@ -31,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "serve":
+        from .notify import hold_reloads
+
+        hold_reloads()
     from .config import ConfigError, load
 
     overrides = {k: v for k, v in vars(args).items() if k not in ("command", "config")}

@@ -9,8 +9,17 @@ nothing."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
+
+reload_requested: list[int] = []  # SIGHUPs received before the daemon's loop handles them
+
+
+def hold_reloads() -> None:
+    """SIGHUP's default action ends the process: from the very start until the event loop takes
+    over, remember a reload request instead (the unit's ExecReload, or a node setup's kill -HUP)."""
+    signal.signal(signal.SIGHUP, lambda *_: reload_requested.append(1))
 
 
 def notify(*fields: str) -> bool:

@@ -37,7 +37,7 @@ from ..ipam.service import Histogram, IpamService, label
 from ..ipam.store import Store
 from ..plugins import TYPES, get_plugin
 from .config import RESTART_ONLY, ConfigError, DaemonConfig, load
-from .notify import notify, reloading
+from .notify import hold_reloads, notify, reload_requested, reloading
 
 log = logging.getLogger("eksnet-ipamd")
 READ_TIMEOUT = 30.0  # a client that never finishes its request is dropped
@@ -283,6 +283,9 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        if reload_requested:  # asked for while starting: the file may have changed since it was read
+            reload_requested.clear()
+            self.reload()
         log.info("serving on %s (%d leases restored)", path, self.ipam.leases_total)
         self._announce()
         reconciler = asyncio.create_task(self._reconcile_loop())
@@ -316,6 +319,7 @@ class Daemon:
 
 def run(config: DaemonConfig, config_file: str | None = None, overrides: dict[str, Any] | None = None) -> None:
     sys.setswitchinterval(SWITCH_INTERVAL)
+    hold_reloads()
     asyncio.run(_main(config, config_file, overrides))
 
 

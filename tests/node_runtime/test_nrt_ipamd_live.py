@@ -402,3 +402,31 @@ def test_del_while_the_daemon_is_killed_mid_request_then_reconciliation_releases
     assert proc.wait(60) == 0 and proc.stdout.read() == b""
     d.start()
     _released_by_reconciliation(d, namespaces, ns)
+
+
+def test_a_reload_asked_for_while_the_daemon_starts_is_applied_not_fatal(live):
+    d = live({"p": {"ranges": [[{"subnet": "10.94.0.0/28"}]]}}, start=False)
+    d.start(wait=False)
+    deadline = time.time() + 20
+    while not _catches_sighup(d.proc.pid):  # the interpreter is up; the loop is not serving yet
+        assert d.proc.poll() is None and time.time() < deadline, d.log()
+        time.sleep(0.001)
+    assert d.ctl("status")[0] != 0
+    d.write_config({"p": {"ranges": [[{"subnet": "10.94.0.0/28"}, {"subnet": "10.94.0.16/28"}]]}})
+    d.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 20
+    while d.ctl("status")[0] != 0:
+        assert d.proc.poll() is None, d.log()
+        assert time.time() < deadline
+        time.sleep(0.02)
+    deadline = time.time() + 10
+    while len(d.status()["named_pools"]["p"]["sets"][0]["ranges"]) != 2:
+        assert time.time() < deadline, "the second range never applied"
+        time.sleep(0.02)
+
+
+def _catches_sighup(pid: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & 1)  # bit 0: signal 1, SIGHUP
+    return False
