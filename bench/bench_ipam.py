@@ -151,6 +151,31 @@ def exec_latency(rig: Rig, exe: Path, config: dict, samples: int, tag: str) -> l
     return out
 
 
+class IpamRig(Rig):
+    """bench_cni's rig with eksnet-ipamd installed in the rig's own directory (never /usr/local/sbin)."""
+
+    def __init__(self, cooldown: float = 30.0) -> None:
+        from node_runtime.install import install
+
+        self.tag = f"eksnb{os.getpid() % 100000}"
+        self.tmp = Path(tempfile.mkdtemp(prefix="eksnet-bench-"))
+        self.bin = self.tmp / "bin"
+        self.sbin = self.tmp / "sbin"
+        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else None
+        install(str(self.bin), python=python, daemon_dir=str(self.sbin))
+        self.socket = str(self.tmp / "ipamd.sock")
+        self.state = self.tmp / "state"
+        self.cooldown = cooldown
+        self.proc = None
+        self.namespaces = []
+        self.master = f"{self.tag}a"
+        self.underlay = False
+
+    def start_daemon(self) -> None:
+        self.proc, _, _ = start_daemon(Path(__file__).resolve().parent.parent, self.state, self.socket,
+                                       "--cooldown", str(self.cooldown))
+
+
 LAUNCHER = "import sys; sys.path.insert(0, sys.argv.pop(1)); from node_runtime.ipamd.__main__ import main; sys.exit(main())"
 
 
@@ -241,7 +266,7 @@ def startup(tmp: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
 def first_add(tmp: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The first ADD after each start, against later ADDs and the reference, through the executables."""
-    rig = Rig()
+    rig = IpamRig()
     firsts, steady, ref = [], [], []
     try:
         rig.make_underlay()
@@ -375,7 +400,7 @@ def run() -> dict[str, Any]:
         raw["service_ms"] = svc
         execs: dict[str, dict[int, list[float]]] = {"ours": {}, "ref": {}}
         for n in (SMALL, LARGE):
-            rig = Rig()
+            rig = IpamRig()
             try:
                 seed(rig.state, V4, n)
                 rig.start_daemon()
