@@ -25,6 +25,10 @@ from . import netns
 # overlay whose upper layer is the node's <root>/etc: what the node writes under /etc lands there, the host's /etc
 # stays untouched, and EKSNET_ROOT=<root> finds the same files.
 PRIVATE_DIRS = ("/opt", "/usr/local/sbin", "/tmp")
+# Directories under /etc that both the user data (through /etc) and the node runtime (through EKSNET_ROOT, directly)
+# write: bound over the overlay, so both ways reach the same directory (an overlay does not see files created in
+# its upper layer behind its back).
+SHARED_ETC = ("/etc/eksnet", "/etc/systemd/system", "/etc/systemd/network", "/etc/udev/rules.d")
 STANDIN_NAMES = ("aws", "dnf", "systemctl", "udevadm")
 STANDINS = {
     "aws": "`aws s3 cp s3://<assets bucket>/<key> <file>` copies the asset the key names from the cloud assembly "
@@ -98,12 +102,14 @@ class Node:
         for d in PRIVATE_DIRS:
             (self.root / d.lstrip("/")).mkdir(parents=True, exist_ok=True)
         (self.root / "etc").mkdir(parents=True, exist_ok=True)
+        for d in SHARED_ETC:
+            (self.root / d.lstrip("/")).mkdir(parents=True, exist_ok=True)
         (self.root / ".etc-work").mkdir(parents=True, exist_ok=True)
         (self.root / "run/eksnet").mkdir(parents=True, exist_ok=True, mode=0o700)
         q = shlex.quote
         mounts = [f"mount -t overlay eksnet-demo-etc -o lowerdir=/etc,upperdir={q(str(self.root / 'etc'))},"
                   f"workdir={q(str(self.root / '.etc-work'))} /etc"]
-        mounts += [f"mount --bind {q(str(self.root / d.lstrip('/')))} {q(d)}" for d in PRIVATE_DIRS]
+        mounts += [f"mount --bind {q(str(self.root / d.lstrip('/')))} {q(d)}" for d in PRIVATE_DIRS + SHARED_ETC]
         script = " && ".join(mounts) + " && echo mounted && exec sleep infinity"
         self.holder = subprocess.Popen(
             ["ip", "netns", "exec", self.namespace, "unshare", "--mount", "--propagation", "slave", "--",
