@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import zipfile
@@ -117,9 +118,20 @@ class Demo:
     # --- the flow --------------------------------------------------------------------------------------------------
 
     def run(self) -> Report:
+        # moto's server starts (its imports take seconds) while the stack synthesizes.
+        self._moto_box: dict = {}
+
+        def boot_moto() -> None:
+            try:
+                self._moto_box["value"] = start_moto()
+            except BaseException as exc:  # noqa: BLE001 - reported by the step that waits for it
+                self._moto_box["error"] = exc
+
+        self._moto_thread = threading.Thread(target=boot_moto, name="moto", daemon=True)
+        self._moto_thread.start()
         try:
             self.step("synthesize the EksnetMultus stack (apps/multus.py)", self.synthesize)
-            self.step("moto's server on 127.0.0.1 as EC2 and Auto Scaling", self.start_aws)
+            self.step("moto's server on 127.0.0.1 as EC2 and Auto Scaling (started during the synth)", self.start_aws)
             self.step("create the template's resources in moto", self.create_resources)
             self.step("the VPC subnet: a Linux bridge", self.make_bridge)
             self.step("launch the node group's instances: two nodes (network namespaces, IMDSv2 each)",
@@ -151,7 +163,10 @@ class Demo:
         for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             os.environ[k] = "testing"
         os.environ.pop("AWS_PROFILE", None)
-        self.moto, endpoint, moto_ext = start_moto()
+        self._moto_thread.join()
+        if "error" in self._moto_box:
+            raise self._moto_box["error"]
+        self.moto, endpoint, moto_ext = self._moto_box["value"]
         region = self.view.region
         os.environ["AWS_DEFAULT_REGION"] = region
         self.world = World(self.view, endpoint, moto_ext, region, self.view.account, self.names.prefix)
@@ -551,6 +566,15 @@ class Demo:
 
     # --- cleanup -------------------------------------------------------------------------------------------------
 
+    def _stop_moto(self) -> None:
+        thread = getattr(self, "_moto_thread", None)
+        if thread is not None:
+            thread.join(timeout=60)
+            if self.moto is None and "value" in self._moto_box:
+                self.moto = self._moto_box["value"][0]
+        if self.moto is not None:
+            self.moto.stop()
+
     def cleanup(self) -> None:
         """Whatever happened: processes, servers, namespaces, links, moto, files. Never raises."""
         errors = []
@@ -561,7 +585,7 @@ class Demo:
             lambda: [netns.delete_namespace(p.namespace) for p in self.pods],
             lambda: [netns.delete_namespace(ns) for ns in self.names.namespaces()],
             lambda: [netns.ip("link", "del", link, check=False) for link in self.names.links()],
-            lambda: self.moto.stop() if self.moto is not None else None,
+            lambda: self._stop_moto(),
             lambda: shutil.rmtree(self.tmp, ignore_errors=True),
         ):
             try:
