@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import gc
 import json
 import logging
 import os
@@ -96,9 +97,14 @@ class Daemon:
         self.overrides = overrides or {}
         self.store = Store(config.state_dir, background=True)
         self.ipam = IpamService(self.store, config.cooldown_seconds, config.pools)
+        self.ipam.on_recheck = self._schedule_recheck
+        self._rechecking: asyncio.Task | None = None
         self.host = DaemonHost(self.ipam, config.workers)
         for plugin_type in TYPES:  # import the plugins (and pyroute2) now, not on the first ADD
             get_plugin(plugin_type)
+        # What start-up made lives as long as the daemon: keep the cyclic GC from walking it (a
+        # full collection over 1e5 leases' objects would hold the loop for tens of milliseconds).
+        gc.freeze()
         self.servers: list[asyncio.AbstractServer] = []
         self.stopping = asyncio.Event()
         self.requests: dict[tuple[str, str, int], Histogram] = {}
@@ -210,6 +216,14 @@ class Daemon:
                  sum(p.served for p in named.values()), sum(len(v) for v in self.ipam.outside.values()))
         self._announce()
         return True
+
+    def _schedule_recheck(self) -> None:
+        """A pool or a network's ranges changed: check the leases it concerns in steps."""
+        if self._rechecking is None or self._rechecking.done():
+            try:
+                self._rechecking = asyncio.get_running_loop().create_task(self.ipam.recheck_async())
+            except RuntimeError:  # no loop yet (start-up): the first request's loop picks it up
+                self.ipam.recheck_now()
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
