@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
 
 from constructs import Construct, IConstruct, IValidation
 from eksnet.cidr_reservation import CidrReservationType, SubnetCidrReservation
@@ -51,8 +52,9 @@ class PodIpv4Egress(enum.Enum):
 class NatGateways(enum.Enum):
     """How many NAT gateways the VPC gets (IPv4 egress of private subnets, and NAT64).
 
-    PER_AZ: one per zone; each private subnet uses its own zone's (no cross-zone traffic or outage).
-    SHARED: one, in the first zone's public subnet; cheaper, every zone routes through it.
+    PER_AZ: one per zone; each private subnet uses its own zone's (no cross-zone traffic, survives a zone's
+    outage), at the cost of one Elastic IP per zone (the default quota is 5 per region).
+    SHARED: one, in the first zone's public subnet (eksctl's default); one Elastic IP, every zone routes through it.
     NONE: none; private subnets reach the internet over IPv6 (EIGW) only. Not allowed with NAT64.
     """
 
@@ -61,6 +63,7 @@ class NatGateways(enum.Enum):
     NONE = "none"
 
 
+NAT_GATEWAYS_KEY = "eksnet:natGateways"  # context: the default NatGateways of every EksVpc ("shared" or "per-az")
 NAT64_PREFIX = "64:ff9b::/96"  # RFC 6052 well-known prefix, the one Route 53 Resolver's DNS64 synthesizes
 _MAX_AZS = 6  # the most zones of any region (us-east-1); bounds how many node subnets a VPC must hold
 _MIN_AZS = 2
@@ -89,6 +92,9 @@ class MultusNetwork:
     pod_range_prefix_length: int | None = None
     reservation_type: CidrReservationType = CidrReservationType.PREFIX
     ipv6: bool = True
+    #: Explicit subnets instead of the supernet's split: one tuple per device index (1..n), one CIDR per zone in
+    #: zone order (``eksnet.multus.MultusNetworking`` fills it from its interfaces). ``interfaces_per_node`` follows.
+    subnet_layout: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -98,6 +104,15 @@ class MultusNetwork:
         if net.version != 4:
             raise ValueError(f"MultusNetwork.ipv4_supernet must be an IPv4 CIDR such as 192.168.192.0/19, "
                              f"got {self.ipv4_supernet!r}")
+        if self.subnet_layout:
+            layout = tuple(tuple(str(c) for c in device) for device in self.subnet_layout)
+            object.__setattr__(self, "subnet_layout", layout)
+            object.__setattr__(self, "interfaces_per_node", len(layout))
+            for d, device in enumerate(layout, start=1):
+                for cidr in device:
+                    sub = _ipv4_network(f"MultusNetwork.subnet_layout (device index {d})", cidr)
+                    if sub.prefixlen > 28:
+                        raise ValueError(f"Multus subnet {cidr} (device index {d}) is smaller than EC2's /28 minimum")
         if not 1 <= self.interfaces_per_node <= 14:
             raise ValueError(f"MultusNetwork.interfaces_per_node must be 1..14 (device indexes 1..n after the "
                              f"primary ENI), got {self.interfaces_per_node}")
@@ -110,6 +125,18 @@ class MultusNetwork:
 
     def subnet_cidrs(self, az_count: int) -> list[ipaddress.IPv4Network]:
         """The Multus subnet of each (zone, device index), zone-major; raises if they get smaller than /28."""
+        if self.subnet_layout:
+            short = [d for d, device in enumerate(self.subnet_layout, start=1) if len(device) < az_count]
+            if short:
+                raise ValueError(f"MultusNetwork.subnet_layout gives device index(es) {short} fewer subnets than the "
+                                 f"{az_count} zones of the VPC: give one CIDR per zone")
+            cidrs = [ipaddress.IPv4Network(self.subnet_layout[d][z])
+                     for z in range(az_count) for d in range(self.interfaces_per_node)]
+            for i, a in enumerate(cidrs):
+                for b in cidrs[i + 1:]:
+                    if a.overlaps(b):
+                        raise ValueError(f"Multus subnets {a} and {b} overlap: give each (zone, interface) its own range")
+            return cidrs
         blocks = az_count * self.interfaces_per_node
         prefix = self.supernet.prefixlen + math.ceil(math.log2(blocks)) if blocks > 1 else self.supernet.prefixlen
         if prefix > 28:
@@ -221,14 +248,17 @@ class EksVpc(Construct):
     - ``subnet_prefix_length`` [VPC prefix + 3, i.e. /19 in a /16]: size of each public and private
       subnet; they are allocated from the start of ``ipv4_cidr`` (public zone 1..n, then private), so
       the default leaves the top quarter of a /16 free for Multus with three zones.
-    - ``nat_gateways`` [PER_AZ]: see ``NatGateways``.
+    - ``nat_gateways`` [the ``eksnet:natGateways`` context value, else SHARED]: see ``NatGateways``.
     - ``pod_ipv4_egress`` [NODE_SNAT]: see ``PodIpv4Egress``; the cluster construct reads
       ``EksVpc.pod_ipv4_egress`` to set the VPC CNI's ``ENABLE_V4_EGRESS``.
     - ``ipv6_only_private_subnets`` [False]: private subnets become IPv6-only (``Ipv6Native``, hostname
       type resource-name); requires NAT64. Public subnets stay dual-stack (NAT gateways need IPv4).
-    - ``cluster_names`` [()]: EKS clusters that share the VPC; tags ``kubernetes.io/cluster/<name>``.
+    - ``cluster_names`` [()]: EKS clusters that share the VPC; tags ``kubernetes.io/cluster/<name>`` on every
+      subnet with IPv4 (IPv6-only subnets are not tagged: EKS cannot place a cluster's nodes there).
     - ``multus`` [None]: a ``MultusNetwork`` adds Multus subnets, security group and pod ranges.
     - ``flow_logs`` [True]: VPC flow logs (all traffic) to a CloudWatch Logs group.
+    - ``flow_log_retention`` [``RetentionDays.ONE_MONTH``]: how long that group keeps them; None keeps the
+      aws-cdk-lib default (two years).
     - ``ipv6_egress_parity`` [True]: every ``ec2.SecurityGroup`` of this VPC in the same stack that allows
       all IPv4 egress also gets all IPv6 egress (an aspect; see ``_Ipv6EgressParity``).
 
@@ -246,12 +276,13 @@ class EksVpc(Construct):
         ipv4_cidr: str = "192.168.0.0/16",
         az_count: int | None = None,
         subnet_prefix_length: int | None = None,
-        nat_gateways: NatGateways = NatGateways.PER_AZ,
+        nat_gateways: NatGateways | None = None,
         pod_ipv4_egress: PodIpv4Egress = PodIpv4Egress.NODE_SNAT,
         ipv6_only_private_subnets: bool = False,
         cluster_names: Sequence[str] = (),
         multus: MultusNetwork | None = None,
         flow_logs: bool = True,
+        flow_log_retention: logs.RetentionDays | None = logs.RetentionDays.ONE_MONTH,
         ipv6_egress_parity: bool = True,
     ) -> None:
         super().__init__(scope, id)
@@ -262,6 +293,8 @@ class EksVpc(Construct):
                              "(eksnet.environment.EksnetStack) to lay out subnets at synth time")
 
         # --- validation first: nothing is created for bad input ------------------------------------
+        if nat_gateways is None:
+            nat_gateways = _nat_from_context(self)
         az_count = len(zones) if az_count is None else az_count
         if not _MIN_AZS <= az_count <= min(_MAX_AZS, len(zones)):
             raise ValueError(f"az_count must be between {_MIN_AZS} (EKS needs subnets in two zones) and "
@@ -289,19 +322,8 @@ class EksVpc(Construct):
             if not _EKS_NAME_RE.match(name):
                 raise ValueError(f"cluster_names: {name!r} is not a valid EKS cluster name (letters, digits, '-' "
                                  f"and '_', starting with a letter or digit, at most 100 characters)")
-        multus_cidrs: list[ipaddress.IPv4Network] = []
-        if multus is not None:
-            multus_cidrs = multus.subnet_cidrs(az_count)
-            if not multus.supernet.subnet_of(vpc_net):
-                raise ValueError(f"MultusNetwork.ipv4_supernet {multus.supernet} is not inside the VPC's ipv4_cidr "
-                                 f"{vpc_net}; Multus subnets are VPC subnets")
-            clash = [str(c) for c in node_cidrs if c.overlaps(multus.supernet)]
-            if clash:
-                raise ValueError(f"MultusNetwork.ipv4_supernet {multus.supernet} overlaps the public/private subnets "
-                                 f"{clash}; pick a free range of {vpc_net} (node subnets use "
-                                 f"{node_cidrs[0].network_address}-{node_cidrs[-1].broadcast_address})")
-            for c in multus_cidrs:
-                multus.pod_range(c)  # validates the pod range size against each subnet
+        self._vpc_net, self._node_cidrs, self._az_count = vpc_net, node_cidrs, az_count
+        multus_cidrs = self._check_multus(multus) if multus is not None else []
 
         # --- the aws-cdk-lib VPC -------------------------------------------------------------------
         self.pod_ipv4_egress = pod_ipv4_egress
@@ -359,20 +381,30 @@ class EksVpc(Construct):
             cdk.Tags.of(subnet).add("kubernetes.io/role/elb", "1")
         for subnet in self.private_subnets:
             cdk.Tags.of(subnet).add("kubernetes.io/role/internal-elb", "1")
+        # EKS places clusters, nodes and Fargate pods only in subnets with IPv4: IPv6-only subnets stay for
+        # workloads that support them and are not offered to a cluster.
+        cluster_subnets = self.public_subnets + ([] if ipv6_only_private_subnets else self.private_subnets)
         for name in cluster_names:
-            for subnet in self.public_subnets + self.private_subnets:
+            for subnet in cluster_subnets:
                 cdk.Tags.of(subnet).add(f"kubernetes.io/cluster/{name}", "shared")
 
         # --- Multus ------------------------------------------------------------------------------
-        self.multus = multus
+        self.multus: MultusNetwork | None = None
         self.multus_subnets: dict[str, list[ec2.ISubnet]] = {}
         self.multus_security_group: ec2.ISecurityGroup | None = None
         self.multus_pod_ranges: dict[tuple[str, int], MultusPodRange] = {}
         if multus is not None:
+            self.multus = multus
             self._add_multus(multus, multus_cidrs)
 
         # --- flow logs -----------------------------------------------------------------------------
-        self.flow_log: ec2.FlowLog | None = self.vpc.add_flow_log("FlowLog") if flow_logs else None
+        self.flow_log: ec2.FlowLog | None = None
+        if flow_logs:
+            destination = None
+            if flow_log_retention is not None:
+                destination = ec2.FlowLogDestination.to_cloud_watch_logs(
+                    logs.LogGroup(self, "FlowLogGroup", retention=flow_log_retention))
+            self.flow_log = self.vpc.add_flow_log("FlowLog", destination=destination)
 
         if ipv6_egress_parity:
             cdk.Aspects.of(stack).add(_Ipv6EgressParity(self.vpc))
@@ -381,6 +413,34 @@ class EksVpc(Construct):
     @property
     def vpc_id(self) -> str:
         return self.vpc.vpc_id
+
+    def add_multus(self, multus: MultusNetwork) -> None:
+        """Add the Multus subnets, security group and pod ranges after construction (what ``multus=`` does);
+        ``eksnet.multus.MultusNetworking`` calls it with the layout of its interfaces. Once per VPC."""
+        if self.multus is not None:
+            raise ValueError(f"{self.node.path} already has Multus subnets (EksVpc(multus=...) or an earlier "
+                             "add_multus): one MultusNetwork per VPC")
+        cidrs = self._check_multus(multus)
+        self.multus = multus
+        self._add_multus(multus, cidrs)
+
+    def _check_multus(self, multus: MultusNetwork) -> list[ipaddress.IPv4Network]:
+        vpc_net, node_cidrs = self._vpc_net, self._node_cidrs
+        multus_cidrs = multus.subnet_cidrs(self._az_count)
+        ranges = multus_cidrs if multus.subnet_layout else [multus.supernet]
+        what = "Multus subnet" if multus.subnet_layout else "MultusNetwork.ipv4_supernet"
+        for net in ranges:
+            if not net.subnet_of(vpc_net):
+                raise ValueError(f"{what} {net} is not inside the VPC's ipv4_cidr {vpc_net}; Multus subnets are "
+                                 "VPC subnets")
+            clash = [str(c) for c in node_cidrs if c.overlaps(net)]
+            if clash:
+                raise ValueError(f"{what} {net} overlaps the public/private subnets {clash}; pick a free range of "
+                                 f"{vpc_net} (node subnets use {node_cidrs[0].network_address}-"
+                                 f"{node_cidrs[-1].broadcast_address})")
+        for c in multus_cidrs:
+            multus.pod_range(c)  # validates the pod range size against each subnet
+        return multus_cidrs
 
     def _add_multus(self, multus: MultusNetwork, cidrs: list[ipaddress.IPv4Network]) -> None:
         """Multus subnets (own route tables: IPv4 via the zone's NAT, IPv6 via the EIGW), SG, reservations."""
@@ -435,6 +495,17 @@ class EksVpc(Construct):
         sg.add_ingress_rule(sg, ec2.Port.all_traffic(), "Multus interfaces talk to each other")
         cdk.Tags.of(sg).add("multus", "true")
         self.multus_security_group = sg
+
+
+def _nat_from_context(scope: Construct) -> NatGateways:
+    value = scope.node.try_get_context(NAT_GATEWAYS_KEY)
+    if value is None:
+        return NatGateways.SHARED
+    try:
+        return NatGateways(value)
+    except ValueError:
+        raise ValueError(f"context {NAT_GATEWAYS_KEY}={value!r} is not one of "
+                         f"{[m.value for m in NatGateways]}") from None
 
 
 def _ipv4_network(prop: str, value: str) -> ipaddress.IPv4Network:

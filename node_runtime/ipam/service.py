@@ -180,6 +180,7 @@ class IpamService:
         self.latency = Histogram()
         self._outside_logged = 0
         self._store_pruned_at = 0.0
+        self.perip: Any = None  # per-IP mode (node_runtime/perip.py): told of every release
         self._restore()
         self.set_named_pools(named_pools or {})
 
@@ -534,12 +535,19 @@ class IpamService:
             self.leases_total += len(owned.leases)
         self.counters["dels"] -= len(gone)
 
+    def _released(self, gone: list[tuple[Owner, _Owned]]) -> int:
+        """The releases are recorded: tell per-IP mode (it unassigns the addresses once the link is gone)."""
+        if self.perip is not None:
+            for owner, owned in gone:
+                self.perip.released(owned.netns, owner[2], owned.leases)
+        return len(gone)
+
     def _release_sync(self, owners: list[Owner]) -> int:
         gone, future = self._release(owners)
         if future is not None and future.exception() is not None:
             self._release_failed(gone)
             raise future.exception()
-        return len(gone)
+        return self._released(gone)
 
     async def _release_wait(self, owners: list[Owner]) -> int:
         gone, future = self._release(owners)
@@ -549,7 +557,7 @@ class IpamService:
             except Exception:
                 self._release_failed(gone)
                 raise
-        return len(gone)
+        return self._released(gone)
 
     def _gc_stale(self, network: str, valid: set[tuple[str, str]]) -> list[Owner]:
         return [o for o in self.by_network.get(network, ()) if (o[1], o[2]) not in valid]
