@@ -49,6 +49,7 @@ Owner = tuple[str, str, str]  # (network, container id, ifname)
 IPAM_KEYS = ("type", "ranges", "routes", "dns", "pool", "subnet", "rangeStart", "rangeEnd", "gateway")
 IPAM_QUIET = ("dataDir", "resolvConf")  # host-local's own keys: meaningless here, not worth a log line
 POOL_KEYS = ("ranges", "delegated")
+POOL_QUIET = ("mode", "eniId")  # per-IP mode's keys (read by its own module from NamedPool.spec)
 STORE_PRUNE_INTERVAL = 5.0  # seconds between deletions of expired cooling rows
 OUTSIDE_LOG_LIMIT = 100
 
@@ -103,6 +104,7 @@ class NamedPool:
     name: str
     sets: list[tuple[Range, ...]] = field(default_factory=list)
     error: str = ""
+    spec: dict[str, Any] = field(default_factory=dict)  # as the config file has it (keys folded)
 
     @property
     def served(self) -> bool:
@@ -134,7 +136,7 @@ def parse_named_pool(name: str, spec: Any) -> NamedPool:
     try:
         if not isinstance(spec, dict):
             raise ConfigError('a pool must be {"ranges": [[{"subnet": ...}]]}')
-        spec = fold(spec, POOL_KEYS, f"pool {name}")
+        spec = fold(spec, POOL_KEYS, f"pool {name}", passthrough=POOL_QUIET)
         delegated = spec.get("delegated", False)
         if not isinstance(delegated, bool):
             raise ConfigError("delegated must be true or false")
@@ -146,9 +148,9 @@ def parse_named_pool(name: str, spec: Any) -> NamedPool:
             for b in sets[i + 1:]:
                 if overlaps(a, b):
                     raise ConfigError("two range sets of the pool overlap")
-        return NamedPool(name, sets)
+        return NamedPool(name, sets, spec=spec)
     except ConfigError as exc:
-        return NamedPool(name, error=str(exc))
+        return NamedPool(name, error=str(exc), spec=spec if isinstance(spec, dict) else {})
 
 
 class IpamService:
@@ -171,11 +173,14 @@ class IpamService:
         self.by_source: dict[str, set[Owner]] = {}
         self.network_keys: dict[str, tuple[str, ...]] = {}  # last inline range sets each network named
         self.outside: dict[Owner, list[str]] = {}
+        self.rechecks: deque[tuple[list[Owner], str, list[tuple[Range, ...]]]] = deque()
+        self.on_recheck: Callable[[], None] | None = None  # set by the daemon: schedule recheck_async
         self.leases_total = 0
         self.counters = {"adds": 0, "dels": 0, "gc_released": 0, "reconciled": 0, "exhausted": 0}
         self.latency = Histogram()
         self._outside_logged = 0
         self._store_pruned_at = 0.0
+        self.perip: Any = None  # per-IP mode (node_runtime/perip.py): told of every release
         self._restore()
         self.set_named_pools(named_pools or {})
 
@@ -316,9 +321,23 @@ class IpamService:
         return named
 
     def _recheck(self, owners: set[Owner], source: str, sets: list[tuple[Range, ...]]) -> None:
+        """Queue a check of the leases of ``owners`` from ``source`` against ``sets`` (a pool or a
+        network's ranges changed). The daemon drains the queue in steps (``recheck_async``, through
+        ``on_recheck``) so a change under 1e5 leases never holds the loop; without a daemon it runs now."""
+        if not owners:
+            return
+        self.rechecks.append((list(owners), source, sets))
+        if self.on_recheck is not None:
+            self.on_recheck()
+        else:
+            self.recheck_now()
+
+    def _recheck_owners(self, owners: list[Owner], source: str, sets: list[tuple[Range, ...]]) -> None:
         """Mark the leases of ``owners`` from ``source`` that no range of ``sets`` holds."""
-        for owner in list(owners):
-            owned = self.owners[owner]
+        for owner in owners:
+            owned = self.owners.get(owner)
+            if owned is None:
+                continue  # released meanwhile
             out = [lease.ip for lease in owned.leases if lease.source == source
                    and not any(s[0].subnet.version == lease.version and any(lease.address in r for r in s)
                                for s in sets)]
@@ -328,6 +347,18 @@ class IpamService:
                 self.outside[owner] = out
             else:
                 self.outside.pop(owner, None)
+
+    def recheck_now(self) -> None:
+        while self.rechecks:
+            self._recheck_owners(*self.rechecks.popleft())
+
+    async def recheck_async(self, chunk: int = 256) -> None:
+        """Drain the queued checks, ``chunk`` owners per loop iteration."""
+        while self.rechecks:
+            owners, source, sets = self.rechecks.popleft()
+            for i in range(0, len(owners), chunk):
+                self._recheck_owners(owners[i:i + chunk], source, sets)
+                await asyncio.sleep(0)
 
     def _report_outside(self, owner: Owner, ips: list[str], source: str) -> None:
         if self._outside_logged < OUTSIDE_LOG_LIMIT:
@@ -504,12 +535,19 @@ class IpamService:
             self.leases_total += len(owned.leases)
         self.counters["dels"] -= len(gone)
 
+    def _released(self, gone: list[tuple[Owner, _Owned]]) -> int:
+        """The releases are recorded: tell per-IP mode (it unassigns the addresses once the link is gone)."""
+        if self.perip is not None:
+            for owner, owned in gone:
+                self.perip.released(owned.netns, owner[2], owned.leases)
+        return len(gone)
+
     def _release_sync(self, owners: list[Owner]) -> int:
         gone, future = self._release(owners)
         if future is not None and future.exception() is not None:
             self._release_failed(gone)
             raise future.exception()
-        return len(gone)
+        return self._released(gone)
 
     async def _release_wait(self, owners: list[Owner]) -> int:
         gone, future = self._release(owners)
@@ -519,7 +557,7 @@ class IpamService:
             except Exception:
                 self._release_failed(gone)
                 raise
-        return len(gone)
+        return self._released(gone)
 
     def _gc_stale(self, network: str, valid: set[tuple[str, str]]) -> list[Owner]:
         return [o for o in self.by_network.get(network, ()) if (o[1], o[2]) not in valid]
@@ -587,6 +625,7 @@ class IpamService:
             "leases": self.leases_total,
             "attachments": len(self.owners),
             "outside": sum(len(v) for v in self.outside.values()),
+            "outside_pending": sum(len(owners) for owners, _, _ in self.rechecks),
             "named_pools": named,
             "pools": [self._pool_status(p) for p in self.pools.values()],
             "counters": dict(self.counters),

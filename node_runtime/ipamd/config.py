@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..perip import validate_pools
+
 DEFAULT_CONFIG = "/etc/eksnet/ipamd.json"
 RESTART_ONLY = ("socket", "state_dir", "metrics_listen", "workers")  # a reload cannot change these
 log = logging.getLogger("eksnet-ipamd")
@@ -39,6 +41,10 @@ class DaemonConfig:
         # log, no READY=1), the others are served.
         if not isinstance(self.pools, dict):
             raise ConfigError('pools must map names to {"ranges": [[{"subnet": ...}]]}')
+        try:
+            validate_pools(self.pools)  # the "mode" of each pool; per-IP pools: node_runtime/perip.py
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if self.metrics_listen and ":" not in self.metrics_listen:
             raise ConfigError("metrics_listen must be HOST:PORT")
         if not self.socket:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import gc
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ from ..cni.skeleton import COMMANDS, Host, Request
 from ..cni.types import INVALID_ENVIRONMENT
 from ..ipam.service import Histogram, IpamService, label
 from ..ipam.store import Store
+from ..perip import PerIp, is_per_ip
 from ..plugins import TYPES, get_plugin
 from .config import RESTART_ONLY, ConfigError, DaemonConfig, load
 from .notify import hold_reloads, notify, reload_requested, reloading
@@ -96,9 +98,15 @@ class Daemon:
         self.overrides = overrides or {}
         self.store = Store(config.state_dir, background=True)
         self.ipam = IpamService(self.store, config.cooldown_seconds, config.pools)
+        self.ipam.on_recheck = self._schedule_recheck
+        self._rechecking: asyncio.Task | None = None
         self.host = DaemonHost(self.ipam, config.workers)
+        self.ipam.perip = PerIp.from_config(config.pools, self.host)  # None without per-IP pools
         for plugin_type in TYPES:  # import the plugins (and pyroute2) now, not on the first ADD
             get_plugin(plugin_type)
+        # What start-up made lives as long as the daemon: keep the cyclic GC from walking it (a
+        # full collection over 1e5 leases' objects would hold the loop for tens of milliseconds).
+        gc.freeze()
         self.servers: list[asyncio.AbstractServer] = []
         self.stopping = asyncio.Event()
         self.requests: dict[tuple[str, str, int], Histogram] = {}
@@ -170,6 +178,8 @@ class Daemon:
         if self.reload_error:
             out["reload_error"] = self.reload_error
         out["outside_leases"] = self.ipam.outside_list()
+        if self.ipam.perip is not None:
+            out["perip"] = self.ipam.perip.status()
         return out
 
     def all_served(self) -> bool:
@@ -202,6 +212,9 @@ class Daemon:
             if getattr(new, name) != getattr(self.config, name):
                 log.warning("%s changed in the config: it applies on restart", name)
                 setattr(new, name, getattr(self.config, name))
+        per_ip = {n: p for n, p in new.pools.items() if is_per_ip(p)}
+        if per_ip != {n: p for n, p in self.config.pools.items() if is_per_ip(p)}:
+            self.ipam.perip = PerIp.from_config(new.pools, self.host)
         self.config = new
         self.ipam.cooldown = new.cooldown_seconds
         named = self.ipam.set_named_pools(new.pools)
@@ -210,6 +223,14 @@ class Daemon:
                  sum(p.served for p in named.values()), sum(len(v) for v in self.ipam.outside.values()))
         self._announce()
         return True
+
+    def _schedule_recheck(self) -> None:
+        """A pool or a network's ranges changed: check the leases it concerns in steps."""
+        if self._rechecking is None or self._rechecking.done():
+            try:
+                self._rechecking = asyncio.get_running_loop().create_task(self.ipam.recheck_async())
+            except RuntimeError:  # no loop yet (start-up): the first request's loop picks it up
+                self.ipam.recheck_now()
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
@@ -228,6 +249,8 @@ class Daemon:
         released = await self.ipam.reconcile_async(self.config.reconcile_grace_seconds, gone)
         if released:
             log.info("reconciled %d attachments whose namespace is gone", released)
+        if self.ipam.perip is not None:  # per-IP addresses on the ENI without a lease
+            await self.ipam.perip.reconcile(self.ipam)
         return released
 
     async def _reconcile_loop(self) -> None:
