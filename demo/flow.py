@@ -508,10 +508,14 @@ class Demo:
             self.cni(pod, "DEL")
             netns.delete_namespace(pod.namespace)
             self.pods.remove(pod)
-            held = self.eni_addresses(eni)
-            if address in held:
-                raise RuntimeError(f"{address} is still assigned to {eni} after DEL of {pod.namespace}")
-            self.say(f"{pod.namespace} deleted: {address} no longer assigned to {eni} (it holds {held})")
+            # The daemon answers DEL once the lease is released and unassigns after the link is gone: wait for it.
+            deleted, deadline = time.monotonic(), time.monotonic() + 15
+            while address in (held := self.eni_addresses(eni)):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{address} is still assigned to {eni} 15 s after DEL of {pod.namespace}")
+                time.sleep(0.05)
+            self.say(f"{pod.namespace} deleted: {address} unassigned from {eni} "
+                     f"{(time.monotonic() - deleted) * 1000:.0f} ms after DEL answered (it holds {held})")
 
     def eni_addresses(self, eni_id: str) -> list[str]:
         eni = self.world.ec2.describe_network_interfaces(NetworkInterfaceIds=[eni_id])["NetworkInterfaces"][0]

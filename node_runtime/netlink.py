@@ -271,7 +271,11 @@ def _configure(spec: LinkSpec) -> None:
             _disable_dad(spec.ifname)
         msgs = [(_addr_msg(index, a), RTM_NEWADDR, _NEW) for a in spec.addresses]
         msgs.append((_up_msg(index), RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK))
-        msgs += [(_route_msg(index, dst, gw), RTM_NEWROUTE, _NEW) for dst, gw in spec.routes]
+        # A route to the network of one of the link's own addresses is the kernel's connected route already
+        # (e.g. a NAD routing every zone's subnet, on the node of one of them): adding it again is EEXIST.
+        connected = {ipaddress.ip_interface(a).network for a in spec.addresses}
+        msgs += [(_route_msg(index, dst, gw), RTM_NEWROUTE, _NEW) for dst, gw in spec.routes
+                 if gw or ipaddress.ip_network(dst, strict=False) not in connected]
         _raise_for(conn.batch(msgs), f"cannot configure {spec.ifname}")
     finally:
         conn.close()
