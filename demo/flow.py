@@ -638,6 +638,7 @@ class Demo:
     def cleanup(self) -> None:
         """Whatever happened: processes, servers, namespaces, links, moto, files. Never raises."""
         errors = []
+        timings = []
         for action in (
             lambda: [n.halt() for n in self.nodes],
             lambda: [i.stop() for i in self.imds],
@@ -648,10 +649,14 @@ class Demo:
             lambda: self._stop_moto(),
             lambda: shutil.rmtree(self.tmp, ignore_errors=True),
         ):
+            started = time.monotonic()
             try:
                 action()
             except BaseException as exc:  # noqa: BLE001 - cleanup goes on
                 errors.append(repr(exc))
+            timings.append(round(time.monotonic() - started, 2))
+        if os.environ.get("EKSNET_DEMO_DEBUG"):
+            print(f"cleanup timings: {timings}", file=sys.stderr)
         if errors:
             print(f"cleanup: {errors}", file=sys.stderr)
 

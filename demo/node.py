@@ -35,7 +35,7 @@ NODE_PYTHON_LIB = "/usr/lib/python3.11"
 STANDINS = {
     "aws": "`aws s3 cp s3://<assets bucket>/<key> <file>` copies the asset the key names from the cloud assembly "
            "(no AWS)",
-    "dnf": "`dnf install python3-botocore` copies botocore and its pure-Python dependencies from the demo's venv "
+    "dnf": "`dnf install python3-botocore` links botocore and its pure-Python dependencies from the demo's venv "
            f"into the node's {NODE_PYTHON_LIB}/site-packages (where AL2023's package puts it); python3.11 is "
            "Debian's, so the user data skips installing it; any other package fails loudly",
     "rpm": "`rpm -q` answers 'not installed' (Debian has no rpm database)",
@@ -59,7 +59,7 @@ case "{name}" in
     pkgs=$(printf '%s\n' "$@" | grep -v '^-' | grep -v '^install$')
     if [ "$pkgs" = "python3-botocore" ]; then
       dest="{python_lib}/site-packages"; mkdir -p "$dest"
-      for p in ${{EKSNET_DEMO_PYPKGS//:/ }}; do cp -r "$p" "$dest/" || exit 1; done; exit 0
+      for p in ${{EKSNET_DEMO_PYPKGS//:/ }}; do ln -sfn "$p" "$dest/$(basename "$p")" || exit 1; done; exit 0
     fi
     echo "stand-in dnf: only python3-botocore is known to the demo, got: $*" >&2; exit 1;;
   rpm) exit 1;;
