@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import threading
 from typing import Any
 
 # EC2 error codes that mean "another network interface holds this address". AWS documents the
@@ -103,11 +104,18 @@ class Ec2Assigner:
     def __init__(self, client: Any = None, region: str | None = None) -> None:
         self._client = client
         self._region = region
+        self._lock = threading.Lock()  # one client, even when a warm-up and a first call race
+
+    @property
+    def ready(self) -> bool:
+        return self._client is not None
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = make_client(self._region)
+            with self._lock:
+                if self._client is None:
+                    self._client = make_client(self._region)
         return self._client
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:

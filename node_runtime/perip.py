@@ -122,7 +122,21 @@ class PerIp:
 
     @classmethod
     def from_config(cls, pools: dict[str, Any], host: Any) -> PerIp | None:
-        return cls(pools, host) if any(is_per_ip(p) for p in pools.values()) else None
+        if not any(is_per_ip(p) for p in pools.values()):
+            return None
+        perip = cls(pools, host)
+        workers = getattr(host, "pool", None)  # the daemon's worker threads
+        if workers is not None:
+            workers.submit(perip.warm)
+        return perip
+
+    def warm(self) -> None:
+        """Build the EC2 clients now (botocore loads EC2's model: ~1 s) rather than on the first pod's ADD."""
+        for pool in self._one_per_region():
+            try:
+                _ = self.assigner(pool).client
+            except Ec2Error as exc:  # no botocore: the first per-IP ADD reports it as a CNI error
+                log.warning("per-IP pools cannot call EC2: %s", exc)
 
     # -- helpers -------------------------------------------------------------------------------------
     def assigner(self, pool: PerIpPool) -> Ec2Assigner:
@@ -259,8 +273,12 @@ class PerIp:
             log.info("unassigned %d per-IP addresses that had no lease", unassigned)
         return unassigned
 
+    def _one_per_region(self) -> list[PerIpPool]:
+        return list({p.region: p for p in self.by_key.values()}.values())
+
     def status(self) -> dict[str, Any]:
         return {"pools": sorted({p.name for p in self.by_key.values()}),
+                "ec2_client_ready": all(self.assigner(p).ready for p in self._one_per_region()),
                 "enis": sorted({p.eni for p in self.by_key.values()}), "counters": dict(self.counters)}
 
 
