@@ -10,7 +10,7 @@ export JSII_NODE := $(NODE_DIR)/node
 export PATH := $(NODE_DIR):$(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: install synth test lint bench cni-bin demo clean
+.PHONY: install synth test lint bench cni-bin native demo clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -28,8 +28,9 @@ node_modules/.installed: package.json package-lock.json
 synth: install
 	cdk synth --no-lookups --quiet
 
-## Everything CI runs: lint, then the whole test suite in parallel.
-test: install
+## Everything CI runs: lint, then the whole test suite in parallel (the native forwarders first:
+## the node runtime tests run both forwarders).
+test: install native
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -37,20 +38,29 @@ lint: install
 	$(PY) -m ruff check .
 
 ## Benchmarks: each writes bench/results/<name>.json and the runner prints a table.
-bench: install
+bench: install native
 	$(PY) -m bench
 
-## Node executables (CNI plugins) into DEST, as the node's user data installs them.
-cni-bin: install
-	@test -n "$(DEST)" || { echo "usage: make cni-bin DEST=<dir>" >&2; exit 2; }
-	$(PY) -m node_runtime.install --dest "$(DEST)"
+## The native CNI forwarders (node_runtime/native/forward.c) for x86_64 and aarch64, static, built
+## with the pinned ziglang package into node_runtime/native/build/ (never committed; only what
+## changed is rebuilt; the first build compiles musl for each target, ~1-2 min).
+native: install
+	$(PY) -m node_runtime.native.build
+
+## Node executables (CNI plugins) into DEST, as the node's user data installs them; eksnet-ipamd into
+## DAEMON_DIR (default /usr/local/sbin); SOCKET: the daemon socket the plugins use (default
+## /run/eksnet/ipamd.sock); FORWARDER: auto (native when built for this machine), native or python.
+cni-bin: install native
+	@test -n "$(DEST)" || { echo "usage: make cni-bin DEST=<dir> [DAEMON_DIR=<dir>] [SOCKET=<path>] [FORWARDER=auto|native|python]" >&2; exit 2; }
+	$(PY) -m node_runtime.install --dest "$(DEST)" $(if $(DAEMON_DIR),--daemon-dir "$(DAEMON_DIR)") \
+		$(if $(SOCKET),--socket "$(SOCKET)") $(if $(FORWARDER),--forwarder "$(FORWARDER)")
 
 ## The whole Multus flow of EksnetMultus on this machine, no AWS (as root): see README, "make demo".
 demo: install
 	@test "$$(id -u)" -eq 0 || { echo "make demo needs root (network namespaces, links, mounts)" >&2; exit 2; }
 	@bin=$$(mktemp -d) && trap 'rm -rf "$$bin"' EXIT && \
-	  $(MAKE) --no-print-directory cni-bin DEST="$$bin" >/dev/null && \
+	  $(MAKE) --no-print-directory cni-bin DEST="$$bin" DAEMON_DIR="$$bin" >/dev/null && \
 	  $(PY) -m demo --cni-bin "$$bin"
 
 clean:
-	rm -rf cdk.out bench/results/*.json .pytest_cache
+	rm -rf cdk.out bench/results/*.json .pytest_cache node_runtime/native/build

@@ -17,6 +17,8 @@ assigned to the ENI, and these are. The seed's host-local form stays expressible
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import aws_cdk as cdk
 from aws_cdk import aws_eks_v2 as eks
 from eksnet.cluster import EksCluster, NodeGroupSpec
@@ -49,11 +51,13 @@ def seed_pod(zone: str, network: NetworkAttachmentDefinition) -> dict:
 class MultusStack(EksnetStack):
     """VPC, cluster and ``MultusNetworking`` (subnets, ENI automation, node setup, Multus), the seed's NAD and pod.
 
-    ``interfaces_per_node`` Multus ENIs per node, each with one delegated IPv4 /28 and IPv6 /80.
+    ``interfaces_per_node`` Multus ENIs per node, each with one delegated IPv4 /28 and IPv6 /80, or ``interfaces``
+    (e.g. ``make demo`` adds a per-IP one).
     Attributes: ``eks_vpc``, ``eks_cluster``, ``networking`` (``MultusNetworking``), ``nad``, ``pod``.
     """
 
-    def __init__(self, scope: cdk.App, id: str, *, deploy_env: DeployEnv, interfaces_per_node: int = 1) -> None:
+    def __init__(self, scope: cdk.App, id: str, *, deploy_env: DeployEnv, interfaces_per_node: int = 1,
+                 interfaces: Sequence[MultusInterface] | None = None) -> None:
         super().__init__(scope, id, deploy_env=deploy_env,
                          description="eksnet: EKS with Multus, Multus ENIs per zone and the node runtime "
                                      "(seed 003, Configuring multiple network interfaces with Multus)")
@@ -65,7 +69,7 @@ class MultusStack(EksnetStack):
         )
         self.networking = MultusNetworking(
             self, "Multus", vpc=self.eks_vpc, cluster=self.eks_cluster,
-            interfaces=[MultusInterface(ipv4_prefixes=1, ipv6_prefixes=1)] * interfaces_per_node,
+            interfaces=list(interfaces or [MultusInterface(ipv4_prefixes=1, ipv6_prefixes=1)] * interfaces_per_node),
         )
         self.nad, nad_resource = self.networking.add_nad("ipvlan-private-a", interface=1)
         self.pod = seed_pod(deploy_env.azs[0], self.nad)

@@ -14,8 +14,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cni-bin", required=True, type=Path, help="the CNI executables, as `make cni-bin DEST=` installs")
     p.add_argument("--pods", type=int, default=6, help="pods to add, spread over the two nodes (default 6)")
     p.add_argument("--report", type=Path, help="also write the figures (EC2 calls, latencies) as JSON here")
+    p.add_argument("--no-per-ip", dest="per_ip", action="store_false",
+                   help="the stack as apps/multus.py makes it, without the demo's per-IP interface")
     args = p.parse_args(argv)
-    return run(args.cni_bin, args.pods, args.report)
+    return run(args.cni_bin, args.pods, args.report, per_ip=args.per_ip)
 
 
 if __name__ == "__main__":

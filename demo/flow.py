@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import zipfile
@@ -22,7 +23,7 @@ from . import netns
 from .endpoint import NodeEndpoint
 from .imds import IMDS_ADDRESS, NodeImds
 from .node import STANDINS, Node, write_standins
-from .stack import StackView, shell_parts, synth
+from .stack import PER_IP_NAD, StackView, shell_parts, synth
 from .world import World, start_moto
 
 DEMO_TMP = "/var/tmp"
@@ -45,6 +46,7 @@ class Pod:
     add_started: float = 0.0
     add_seconds: float = 0.0
     ec2_calls: list[str] = field(default_factory=list)
+    config: dict | None = None  # the CNI config, if not the stack's seed NAD
 
     def address(self, version: int):
         return next((i.ip for i in self.ips if i.version == version), None)
@@ -57,6 +59,7 @@ class Report:
     multus_enis_per_node: int = 0
     pod_start_ec2_calls: list[int] = field(default_factory=list)
     pod_ready_seconds: list[float] = field(default_factory=list)
+    per_ip_start_ec2_calls: list[int] = field(default_factory=list)
     pod_add_seconds: list[float] = field(default_factory=list)
     steps: list[tuple[str, float]] = field(default_factory=list)
     leftovers: dict[str, list] = field(default_factory=dict)
@@ -73,11 +76,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Demo:
-    def __init__(self, cni_bin: Path, pods: int = 6, out=sys.stdout, keep_assembly: Path | None = None) -> None:
+    def __init__(self, cni_bin: Path, pods: int = 6, out=sys.stdout, keep_assembly: Path | None = None,
+                 per_ip: bool = True) -> None:
         if pods < 2:
             raise ValueError("--pods must be at least 2 (one per node to ping across)")
         self.cni_bin = cni_bin.resolve()
         self.pods_wanted = pods
+        self.per_ip = per_ip
         self.out = out
         self.names = netns.Names.fresh()
         # Not under /tmp: each node gets its own /tmp (a bind mount), which would hide the demo's files.
@@ -117,11 +122,21 @@ class Demo:
     # --- the flow --------------------------------------------------------------------------------------------------
 
     def run(self) -> Report:
+        # moto's server starts (its imports take seconds) while the stack synthesizes.
+        self._moto_box: dict = {}
+
+        def boot_moto() -> None:
+            try:
+                self._moto_box["value"] = start_moto()
+            except BaseException as exc:  # noqa: BLE001 - reported by the step that waits for it
+                self._moto_box["error"] = exc
+
+        self._moto_thread = threading.Thread(target=boot_moto, name="moto", daemon=True)
+        self._moto_thread.start()
         try:
             self.step("synthesize the EksnetMultus stack (apps/multus.py)", self.synthesize)
-            self.step("moto's server on 127.0.0.1 as EC2 and Auto Scaling", self.start_aws)
+            self.step("moto's server on 127.0.0.1 as EC2 and Auto Scaling (started during the synth)", self.start_aws)
             self.step("create the template's resources in moto", self.create_resources)
-            self.step("the VPC subnet: a Linux bridge", self.make_bridge)
             self.step("launch the node group's instances: two nodes (network namespaces, IMDSv2 each)",
                       self.launch_nodes)
             self.step("launch lifecycle actions -> the stack's Lambda handler (ENIs with prefixes, CONTINUE)",
@@ -132,6 +147,9 @@ class Demo:
             self.step("readiness check (kubelet's start gate)", self.readiness)
             self.step(f"add {self.pods_wanted} pods through the CNI executables (the stack's NAD)", self.add_pods)
             self.step("pods on different nodes ping each other (IPv4 and IPv6, prefix mode)", self.cross_ping)
+            if self.per_ip:
+                self.step("per-IP mode: a pod on each node, its address assigned to the node's ENI in EC2",
+                          self.per_ip_pods)
             self.step("remove the pods (CNI DEL)", self.remove_pods)
             self.step("terminate the nodes (terminate lifecycle actions -> handler, then EC2 terminates)",
                       self.terminate_nodes)
@@ -144,14 +162,17 @@ class Demo:
 
     def synthesize(self) -> None:
         out = self.assembly_dir or (self.tmp / "cdk.out")
-        self.view = StackView(synth(out))
+        self.view = StackView(synth(out, per_ip=self.per_ip))
         self.say(f"cloud assembly {out}: {len(self.view.resources)} resources in EksnetMultus")
 
     def start_aws(self) -> None:
         for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             os.environ[k] = "testing"
         os.environ.pop("AWS_PROFILE", None)
-        self.moto, endpoint, moto_ext = start_moto()
+        self._moto_thread.join()
+        if "error" in self._moto_box:
+            raise self._moto_box["error"]
+        self.moto, endpoint, moto_ext = self._moto_box["value"]
         region = self.view.region
         os.environ["AWS_DEFAULT_REGION"] = region
         self.world = World(self.view, endpoint, moto_ext, region, self.view.account, self.names.prefix)
@@ -163,22 +184,26 @@ class Demo:
         self.nad_config = self.demo_nad(config)
         self.say(f"the pod {pod['metadata']['name']} selects NAD {self.nad_name}: {json.dumps(config)}")
 
-    def demo_nad(self, config: dict) -> dict:
+    def demo_nad(self, config: dict, quiet: bool = False) -> dict:
         """The stack's NAD with its ipvlan link made a macvlan one: this kernel has no ipvlan (TESTING.md)."""
         cfg = dict(config)
         if cfg.get("type") == "eksnet-ipvlan":
             cfg["type"] = "eksnet-macvlan"
             if cfg.get("mode") in IPVLAN_MODES:
                 cfg.pop("mode")
-            self.say("this kernel has no ipvlan: the demo's NAD uses eksnet-macvlan (mode bridge) on the same "
-                     "master, with the same IPAM, instead of eksnet-ipvlan")
+            if not quiet:
+                self.say("this kernel has no ipvlan: the demo's NADs use eksnet-macvlan (mode bridge) on the same "
+                         "master, with the same IPAM, instead of eksnet-ipvlan")
         return cfg
 
-    def make_bridge(self) -> None:
-        br = self.names.bridge()
+    def make_bridge(self, device_index: int, subnet_id: str) -> None:
+        br = self.names.bridge(device_index)
+        if br in self.names.links():
+            return
         netns.ip("link", "add", br, "type", "bridge")
         netns.ip("link", "set", br, "up")
-        self.say(f"{br} stands for the Multus subnet of {self.world.group.zone}")
+        self.say(f"{br}: a Linux bridge stands for {subnet_id}, the Multus subnet of device {device_index} in "
+                 f"{self.world.group.zone}")
 
     def launch_nodes(self) -> None:
         self.instances = self.world.launch_instances()
@@ -222,7 +247,8 @@ class Demo:
                 if index == 0:
                     continue
                 node.enis[index] = eni
-                host = node.attach_link(self.names, self.names.bridge(), index, eni["MacAddress"])
+                self.make_bridge(index, eni["SubnetId"])
+                host = node.attach_link(self.names, index, eni["MacAddress"])
                 prefixes = [p["Ipv4Prefix"] for p in eni.get("Ipv4Prefixes", [])] + \
                            [p["Ipv6Prefix"] for p in eni.get("Ipv6Prefixes", [])]
                 self.say(f"{node.namespace}: {eni['NetworkInterfaceId']} device {index} -> eth{index} "
@@ -347,7 +373,7 @@ class Demo:
     # --- pods ----------------------------------------------------------------------------------------------------
 
     def cni(self, pod: Pod, command: str) -> dict:
-        config = {"name": self.nad_name, **self.nad_config}
+        config = pod.config or {"name": self.nad_name, **self.nad_config}
         env = {"CNI_COMMAND": command, "CNI_CONTAINERID": f"demo-{pod.namespace}",
                "CNI_NETNS": f"/run/netns/{pod.namespace}", "CNI_IFNAME": "net1", "CNI_PATH": str(self.cni_bin),
                "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "EKSNET_IPAMD_SOCKET": str(pod.node.socket)}
@@ -358,8 +384,8 @@ class Demo:
                                f"{proc.stdout.strip()} {proc.stderr.strip()}")
         return json.loads(proc.stdout) if proc.stdout.strip() else {}
 
-    def add_pod(self, index: int, node: Node) -> Pod:
-        pod = Pod(index, self.names.pod(index), node)
+    def add_pod(self, index: int, node: Node, config: dict | None = None) -> Pod:
+        pod = Pod(index, self.names.pod(index), node, config=config)
         netns.add_namespace(pod.namespace)
         self.pods.append(pod)
         endpoint = self.endpoints[node.index - 1]
@@ -446,6 +472,55 @@ class Demo:
         self.say(f"{pairs} cross-node pings answered ({len(self.pods)} pods, "
                  f"{'IPv4 and IPv6' if ipv6 else 'IPv4'})")
 
+    def per_ip_pods(self) -> None:
+        interfaces = json.loads((self.nodes[0].root / "etc/eksnet/multus.json").read_text())["interfaces"]
+        per_ip = [i for i in interfaces if str(i.get("mode", "")).replace("_", "-") == "per-ip"]
+        if not per_ip:
+            raise RuntimeError(f"the node config has no per-IP interface: {interfaces}")
+        iface = per_ip[0]
+        config = self.demo_nad(self.view.nad_config(PER_IP_NAD), quiet=True)
+        if config.get("ipam", {}).get("pool") != iface["pool"]:
+            raise RuntimeError(f"NAD {PER_IP_NAD} uses pool {config.get('ipam')}, the per-IP interface's is "
+                               f"{iface['pool']}")
+        config = {"name": PER_IP_NAD, **config}
+        self.say(f"NAD {PER_IP_NAD} on {iface['name']} (device {iface['deviceIndex']}), pool {iface['pool']}: "
+                 f"{json.dumps(self.view.nad_config(PER_IP_NAD))}")
+        pods = []
+        base = len(self.pods) + 100
+        for k, node in enumerate(self.nodes):
+            pod = self.add_pod(base + k, node, config)
+            pods.append(pod)
+            eni = node.enis[iface["deviceIndex"]]["NetworkInterfaceId"]
+            held = self.eni_addresses(eni)
+            address = str(pod.address(4))
+            if address not in held:
+                raise RuntimeError(f"{pod.namespace}: {address} is not assigned to {eni} in EC2 (it holds {held})")
+            self.report.per_ip_start_ec2_calls.append(len(pod.ec2_calls))
+            self.say(f"{pod.namespace} on {node.namespace}: net1 {', '.join(map(str, pod.ips))} (ADD "
+                     f"{pod.add_seconds * 1000:.0f} ms); in EC2, {eni} holds {address}; EC2 calls on its start path: "
+                     f"{len(pod.ec2_calls)} ({', '.join(pod.ec2_calls)})")
+        self.ping(pods[0], pods[1].address(4))
+        self.ping(pods[1], pods[0].address(4))
+        self.say("the per-IP pods ping each other across nodes")
+        for pod in pods:
+            eni = pod.node.enis[iface["deviceIndex"]]["NetworkInterfaceId"]
+            address = str(pod.address(4))
+            self.cni(pod, "DEL")
+            netns.delete_namespace(pod.namespace)
+            self.pods.remove(pod)
+            # The daemon answers DEL once the lease is released and unassigns after the link is gone: wait for it.
+            deleted, deadline = time.monotonic(), time.monotonic() + 15
+            while address in (held := self.eni_addresses(eni)):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{address} is still assigned to {eni} 15 s after DEL of {pod.namespace}")
+                time.sleep(0.05)
+            self.say(f"{pod.namespace} deleted: {address} unassigned from {eni} "
+                     f"{(time.monotonic() - deleted) * 1000:.0f} ms after DEL answered (it holds {held})")
+
+    def eni_addresses(self, eni_id: str) -> list[str]:
+        eni = self.world.ec2.describe_network_interfaces(NetworkInterfaceIds=[eni_id])["NetworkInterfaces"][0]
+        return [a["PrivateIpAddress"] for a in eni.get("PrivateIpAddresses", [])]
+
     def remove_pods(self) -> None:
         for pod in list(self.pods):
             self.cni(pod, "DEL")
@@ -510,8 +585,8 @@ class Demo:
             left["leases"] = leases
         if self.names.namespaces():
             left["namespaces"] = self.names.namespaces()
-        if [n for n in self.names.links() if n != self.names.bridge()]:
-            left["links"] = [n for n in self.names.links() if n != self.names.bridge()]
+        if [n for n in self.names.links() if not self.names.is_bridge(n)]:
+            left["links"] = [n for n in self.names.links() if not self.names.is_bridge(n)]
         procs = self.our_processes()
         if procs:
             left["processes"] = procs
@@ -551,9 +626,19 @@ class Demo:
 
     # --- cleanup -------------------------------------------------------------------------------------------------
 
+    def _stop_moto(self) -> None:
+        thread = getattr(self, "_moto_thread", None)
+        if thread is not None:
+            thread.join(timeout=60)
+            if self.moto is None and "value" in self._moto_box:
+                self.moto = self._moto_box["value"][0]
+        if self.moto is not None:
+            self.moto.stop()
+
     def cleanup(self) -> None:
         """Whatever happened: processes, servers, namespaces, links, moto, files. Never raises."""
         errors = []
+        timings = []
         for action in (
             lambda: [n.halt() for n in self.nodes],
             lambda: [i.stop() for i in self.imds],
@@ -561,18 +646,22 @@ class Demo:
             lambda: [netns.delete_namespace(p.namespace) for p in self.pods],
             lambda: [netns.delete_namespace(ns) for ns in self.names.namespaces()],
             lambda: [netns.ip("link", "del", link, check=False) for link in self.names.links()],
-            lambda: self.moto.stop() if self.moto is not None else None,
+            lambda: self._stop_moto(),
             lambda: shutil.rmtree(self.tmp, ignore_errors=True),
         ):
+            started = time.monotonic()
             try:
                 action()
             except BaseException as exc:  # noqa: BLE001 - cleanup goes on
                 errors.append(repr(exc))
+            timings.append(round(time.monotonic() - started, 2))
+        if os.environ.get("EKSNET_DEMO_DEBUG"):
+            print(f"cleanup timings: {timings}", file=sys.stderr)
         if errors:
             print(f"cleanup: {errors}", file=sys.stderr)
 
 
-def run(cni_bin: Path, pods: int, report_path: Path | None = None, out=sys.stdout) -> int:
+def run(cni_bin: Path, pods: int, report_path: Path | None = None, out=sys.stdout, per_ip: bool = True) -> int:
     if os.geteuid() != 0:
         print("the demo needs root (network namespaces, links, mounts)", file=sys.stderr)
         return 2
@@ -587,7 +676,7 @@ def run(cni_bin: Path, pods: int, report_path: Path | None = None, out=sys.stdou
     # Also SIGINT: a shell starts background jobs with SIGINT ignored, and Python keeps an inherited SIG_IGN.
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGINT, interrupted)
-    demo = Demo(cni_bin, pods=pods, out=out)
+    demo = Demo(cni_bin, pods=pods, out=out, per_ip=per_ip)
     print(f"eksnet demo {demo.names.prefix}: the Multus flow on one machine, no AWS (run {uuid.uuid4().hex[:8]})",
           file=out, flush=True)
     code = 0

@@ -43,8 +43,11 @@ class Names:
     def pod(self, i: int) -> str:
         return f"{self.prefix}p{i}"
 
-    def bridge(self) -> str:
-        return f"{self.prefix}br"
+    def bridge(self, device_index: int) -> str:
+        return f"{self.prefix}b{device_index}"
+
+    def is_bridge(self, name: str) -> bool:
+        return name.startswith(f"{self.prefix}b")
 
     def eni_peer(self, node: int, device_index: int) -> str:
         return f"{self.prefix}n{node}e{device_index}"

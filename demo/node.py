@@ -25,12 +25,20 @@ from . import netns
 # overlay whose upper layer is the node's <root>/etc: what the node writes under /etc lands there, the host's /etc
 # stays untouched, and EKSNET_ROOT=<root> finds the same files.
 PRIVATE_DIRS = ("/opt", "/usr/local/sbin", "/tmp")
-STANDIN_NAMES = ("aws", "dnf", "systemctl", "udevadm")
+# Directories under /etc that both the user data (through /etc) and the node runtime (through EKSNET_ROOT, directly)
+# write: bound over the overlay, so both ways reach the same directory (an overlay does not see files created in
+# its upper layer behind its back).
+SHARED_ETC = ("/etc/eksnet", "/etc/systemd/system", "/etc/systemd/network", "/etc/udev/rules.d")
+STANDIN_NAMES = ("aws", "dnf", "rpm", "systemctl", "udevadm")
+# The node's Python's own directory gets an overlay too: the dnf stand-in installs python3-botocore there.
+NODE_PYTHON_LIB = "/usr/lib/python3.11"
 STANDINS = {
     "aws": "`aws s3 cp s3://<assets bucket>/<key> <file>` copies the asset the key names from the cloud assembly "
            "(no AWS)",
-    "dnf": "`dnf install` is not run: the demo's node has /usr/bin/python3.11 (Debian's), so the user data skips it; "
-           "a call fails loudly",
+    "dnf": "`dnf install python3-botocore` links botocore and its pure-Python dependencies from the demo's venv "
+           f"into the node's {NODE_PYTHON_LIB}/site-packages (where AL2023's package puts it); python3.11 is "
+           "Debian's, so the user data skips installing it; any other package fails loudly",
+    "rpm": "`rpm -q` answers 'not installed' (Debian has no rpm database)",
     "systemctl": "recorded (PID 1 here is not systemd); the demo then starts the units the user data started, as "
                  "systemd would: Type=notify with NOTIFY_SOCKET until READY=1, Type=oneshot to completion",
     "udevadm": "recorded (no udevd here); the ENI links exist before the node setup runs",
@@ -47,17 +55,38 @@ case "{name}" in
       mkdir -p "$(dirname "$4")" && cp "$src" "$4"; exit $?
     fi
     echo "stand-in aws: only 's3 cp s3://... FILE' is known, got: $*" >&2; exit 1;;
-  dnf) echo "stand-in dnf: package installs are not part of the demo: $*" >&2; exit 1;;
+  dnf)
+    pkgs=$(printf '%s\n' "$@" | grep -v '^-' | grep -v '^install$')
+    if [ "$pkgs" = "python3-botocore" ]; then
+      dest="{python_lib}/site-packages"; mkdir -p "$dest"
+      for p in ${{EKSNET_DEMO_PYPKGS//:/ }}; do ln -sfn "$p" "$dest/$(basename "$p")" || exit 1; done; exit 0
+    fi
+    echo "stand-in dnf: only python3-botocore is known to the demo, got: $*" >&2; exit 1;;
+  rpm) exit 1;;
   systemctl|udevadm) exit 0;;
 esac
 """
+
+
+def python_packages() -> str:
+    """botocore and what it imports, from the demo's own environment (pure Python)."""
+    import importlib.util
+
+    paths = []
+    for name in ("botocore", "jmespath", "dateutil", "urllib3", "six"):
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            continue
+        origin = Path(spec.origin)
+        paths.append(str(origin.parent if origin.name == "__init__.py" else origin))
+    return ":".join(paths)
 
 
 def write_standins(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for name in STANDIN_NAMES:
         path = directory / name
-        path.write_text(_STANDIN.format(name=name))
+        path.write_text(_STANDIN.format(name=name, python_lib=NODE_PYTHON_LIB))
         path.chmod(0o755)
     return directory
 
@@ -98,12 +127,20 @@ class Node:
         for d in PRIVATE_DIRS:
             (self.root / d.lstrip("/")).mkdir(parents=True, exist_ok=True)
         (self.root / "etc").mkdir(parents=True, exist_ok=True)
+        for d in SHARED_ETC:
+            (self.root / d.lstrip("/")).mkdir(parents=True, exist_ok=True)
         (self.root / ".etc-work").mkdir(parents=True, exist_ok=True)
         (self.root / "run/eksnet").mkdir(parents=True, exist_ok=True, mode=0o700)
         q = shlex.quote
         mounts = [f"mount -t overlay eksnet-demo-etc -o lowerdir=/etc,upperdir={q(str(self.root / 'etc'))},"
                   f"workdir={q(str(self.root / '.etc-work'))} /etc"]
-        mounts += [f"mount --bind {q(str(self.root / d.lstrip('/')))} {q(d)}" for d in PRIVATE_DIRS]
+        if os.path.isdir(NODE_PYTHON_LIB):
+            upper, work = self.root / NODE_PYTHON_LIB.lstrip("/"), self.root / ".pylib-work"
+            upper.mkdir(parents=True, exist_ok=True)
+            work.mkdir(parents=True, exist_ok=True)
+            mounts.append(f"mount -t overlay eksnet-demo-pylib -o lowerdir={NODE_PYTHON_LIB},upperdir={q(str(upper))},"
+                          f"workdir={q(str(work))} {NODE_PYTHON_LIB}")
+        mounts += [f"mount --bind {q(str(self.root / d.lstrip('/')))} {q(d)}" for d in PRIVATE_DIRS + SHARED_ETC]
         script = " && ".join(mounts) + " && echo mounted && exec sleep infinity"
         self.holder = subprocess.Popen(
             ["ip", "netns", "exec", self.namespace, "unshare", "--mount", "--propagation", "slave", "--",
@@ -123,6 +160,7 @@ class Node:
             "PATH": f"{standins}:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
             "EKSNET_ROOT": str(self.root),
             "EKSNET_DEMO_STANDIN_LOG": str(self.root / "standins.log"),
+            "EKSNET_DEMO_PYPKGS": python_packages(),
             "HOME": str(self.root),
             "LANG": "C.UTF-8",
             **extra,
@@ -244,12 +282,12 @@ class Node:
                 self.daemon.wait(timeout=10)
         self.daemon = None
 
-    def attach_link(self, names: netns.Names, bridge: str, device_index: int, mac: str) -> str:
+    def attach_link(self, names: netns.Names, device_index: int, mac: str) -> str:
         """The ENI's stand-in: a veth whose node end (``eth<index>``, a kernel name, down) has the ENI's MAC and
         whose other end is on the bridge standing for the subnet."""
         host = names.eni_peer(self.index, device_index)
         netns.ip("link", "add", host, "type", "veth", "peer", "name", f"eth{device_index}", "address", mac,
                  "netns", self.namespace)
-        netns.ip("link", "set", host, "master", bridge, "up")
+        netns.ip("link", "set", host, "master", names.bridge(device_index), "up")
         self.links.append(host)
         return host

@@ -26,10 +26,15 @@ class TemplateError(RuntimeError):
     """The template does not hold what the demo expects (a construct changed): says what is missing."""
 
 
-def synth(outdir: Path) -> Path:
+PER_IP_NAD = "perip-demo"
+
+
+def synth(outdir: Path, per_ip: bool = True) -> Path:
     """Synthesize ``apps.multus``'s stack (as the default app does) into ``outdir``; returns the cloud assembly dir.
 
-    Only this stack: the others do not take part in the demo. The template gates (cfn-lint, cdk-nag) are
+    Only this stack: the others do not take part in the demo. With ``per_ip``, the stack's ``MultusNetworking``
+    gets a second interface in per-IP mode (its range: the construct's default block of each zone's subnet) and
+    a NAD on it, ``perip-demo``: the seed's stack has no per-IP interface, the demo shows one. The template gates (cfn-lint, cdk-nag) are
     ``make test``'s business, so aws-cdk-lib's template validation is off here (``CDK_VALIDATION=false``)."""
     os.environ.setdefault("CDK_VALIDATION", "false")
     import aws_cdk as cdk
@@ -38,9 +43,17 @@ def synth(outdir: Path) -> Path:
     from apps import multus
 
     app = cdk.App(outdir=str(outdir))
-    stacks = multus.add_stacks(app, DeployEnv.from_context(app))
-    if not any(s.stack_name == STACK for s in stacks):
-        raise TemplateError(f"apps.multus no longer adds a stack named {STACK}")
+    if per_ip:
+        from eksnet.multus import AddressMode, MultusInterface, PerIpSettings
+
+        stack = multus.MultusStack(app, STACK, deploy_env=DeployEnv.from_context(app), interfaces=[
+            MultusInterface(ipv4_prefixes=1, ipv6_prefixes=1),
+            MultusInterface(mode=AddressMode.PER_IP, per_ip=PerIpSettings())])
+        stack.networking.add_nad(PER_IP_NAD, interface=2)
+    else:
+        stacks = multus.add_stacks(app, DeployEnv.from_context(app))
+        if not any(s.stack_name == STACK for s in stacks):
+            raise TemplateError(f"apps.multus no longer adds a stack named {STACK}")
     app.synth()
     return outdir
 
@@ -206,6 +219,12 @@ class StackView:
             if isinstance(manifest, str):
                 out += json.loads(manifest)
         return out
+
+    def nad_config(self, name: str) -> dict:
+        nads = {m["metadata"]["name"]: m for m in self.manifests() if m.get("kind") == "NetworkAttachmentDefinition"}
+        if name not in nads:
+            raise TemplateError(f"no NAD {name!r} in the stack (it has {sorted(nads)})")
+        return json.loads(nads[name]["spec"]["config"])
 
     def seed_pod_and_nad(self) -> tuple[dict, str, dict]:
         """(pod manifest, NAD name, NAD CNI config) of the stack's Multus pod and the network it selects."""

@@ -5,10 +5,16 @@ Namespaces: the link is created from the host namespace directly inside the pod 
 (``net_ns_fd``: one request instead of create, move and configure). Work inside the pod namespace
 runs on a short-lived thread that ``setns``-es into it: setns is per thread, so the worker thread
 and the daemon never leave the host namespace, and no process is forked (pyroute2's
-``IPRoute(netns=...)`` forks, ~7.5 ms)."""
+``IPRoute(netns=...)`` forks, ~7.5 ms).
+
+The "host" namespace is the caller's: the namespace of the process that ran the CNI executable
+(the node's, where ``master`` lives). The daemon finds it from the peer of the request's socket
+(``peer_netns``) and passes it in ``CALLER_NETNS``; when it is the daemon's own, nothing changes,
+otherwise the link is created from a thread inside it."""
 
 from __future__ import annotations
 
+import contextvars
 import ctypes
 import errno
 import ipaddress
@@ -38,6 +44,29 @@ _NEW = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _local = threading.local()
+# An open fd of the network namespace of the process a request came from, when it is not ours.
+CALLER_NETNS: contextvars.ContextVar[int | None] = contextvars.ContextVar("eksnet_caller_netns", default=None)
+_OWN_NETNS = os.stat("/proc/self/ns/net")
+_UCRED = struct.Struct("iII")  # pid, uid, gid
+
+
+def peer_netns(sock: socket.socket | None) -> int | None:
+    """An fd of the network namespace of the process at the other end of a unix socket, or None
+    when it is the daemon's own (or cannot be known: a pid from another pid namespace)."""
+    if sock is None:
+        return None
+    try:
+        pid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))[0]
+        if pid <= 0:
+            return None
+        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) == (_OWN_NETNS.st_dev, _OWN_NETNS.st_ino):
+        os.close(fd)
+        return None
+    return fd
 
 
 class LinkError(Exception):
@@ -111,6 +140,11 @@ class _Netlink:
 
     def link_index(self, ifname: str) -> tuple[int, int] | None:
         """(index, flags) of ``ifname`` in this namespace, or None."""
+        found = self.link(ifname)
+        return None if found is None else (found["index"], found["flags"])
+
+    def link(self, ifname: str) -> ifinfmsg | None:
+        """The decoded RTM_NEWLINK of ``ifname`` in this namespace, or None."""
         msg = ifinfmsg()
         msg["attrs"] = [("IFLA_IFNAME", ifname)]
         self.sock.send(self._encode(msg, RTM_GETLINK, NLM_F_REQUEST))
@@ -118,8 +152,9 @@ class _Netlink:
         kind = struct.unpack_from("=IH", data, 0)[1]
         if kind == NLMSG_ERROR:
             return None
-        index, flags = struct.unpack_from("=iI", data, 16 + 4)
-        return index, flags
+        reply = ifinfmsg(data)
+        reply.decode()
+        return reply
 
 
 def _host() -> _Netlink:
@@ -136,12 +171,15 @@ def _raise_for(errors: list[int], what: str) -> None:
             raise LinkError(f"{what}: {os.strerror(code)}")
 
 
-def in_netns(path: str, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn(*args)`` on a fresh thread inside the network namespace at ``path``."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise NetnsMissing(f"cannot open network namespace {path}: {exc.strerror}") from None
+def in_netns(path: str | int, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn(*args)`` on a fresh thread inside the network namespace at ``path`` (or open fd)."""
+    if isinstance(path, int):
+        fd = os.dup(path)
+    else:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise NetnsMissing(f"cannot open network namespace {path}: {exc.strerror}") from None
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -233,7 +271,11 @@ def _configure(spec: LinkSpec) -> None:
             _disable_dad(spec.ifname)
         msgs = [(_addr_msg(index, a), RTM_NEWADDR, _NEW) for a in spec.addresses]
         msgs.append((_up_msg(index), RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK))
-        msgs += [(_route_msg(index, dst, gw), RTM_NEWROUTE, _NEW) for dst, gw in spec.routes]
+        # A route to the network of one of the link's own addresses is the kernel's connected route already
+        # (e.g. a NAD routing every zone's subnet, on the node of one of them): adding it again is EEXIST.
+        connected = {ipaddress.ip_interface(a).network for a in spec.addresses}
+        msgs += [(_route_msg(index, dst, gw), RTM_NEWROUTE, _NEW) for dst, gw in spec.routes
+                 if gw or ipaddress.ip_network(dst, strict=False) not in connected]
         _raise_for(conn.batch(msgs), f"cannot configure {spec.ifname}")
     finally:
         conn.close()
@@ -274,24 +316,38 @@ def link_message(spec: LinkSpec, master: int, netns_fd: int, mac: str) -> ifinfm
 
 
 def create(spec: LinkSpec) -> dict[str, str]:
-    """Create ``spec.ifname`` in ``spec.netns`` on ``spec.master``, configured and up.
-    Returns {"mac": ...}. Leaves nothing behind when it fails."""
-    try:
-        master = socket.if_nametoindex(spec.master)
-    except OSError:
-        raise MasterMissing(f"master interface {spec.master!r} not found") from None
+    """Create ``spec.ifname`` in ``spec.netns`` on ``spec.master``, configured and up, ``master``
+    being looked up in the caller's namespace. Returns {"mac": ...}. Leaves nothing behind when it fails."""
+    caller = CALLER_NETNS.get()
+    if caller is None:
+        return _create(spec, _host())
+
+    def in_caller() -> dict[str, str]:
+        conn = _Netlink()
+        try:
+            return _create(spec, conn)
+        finally:
+            conn.close()
+
+    return in_netns(caller, in_caller)
+
+
+def _create(spec: LinkSpec, conn: _Netlink) -> dict[str, str]:
+    found = conn.link(spec.master)
+    if found is None:
+        raise MasterMissing(f"master interface {spec.master!r} not found")
+    master = found["index"]
     try:
         fd = os.open(spec.netns, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise NetnsMissing(f"cannot open network namespace {spec.netns}: {exc.strerror}") from None
     if spec.kind == "ipvlan":  # ipvlan links share the master's MAC address
-        with open(f"/sys/class/net/{spec.master}/address") as f:
-            mac = f.read().strip()
+        mac = found.get_attr("IFLA_ADDRESS")
     else:
         mac = _random_mac()
     msg = link_message(spec, master, fd, mac)
     try:
-        (code,) = _host().batch([(msg, RTM_NEWLINK, _NEW)])
+        (code,) = conn.batch([(msg, RTM_NEWLINK, _NEW)])
     finally:
         os.close(fd)
     if code == errno.EEXIST:
@@ -320,7 +376,8 @@ def delete(netns: str, ifname: str) -> bool:
         return False
 
 
-def _check(ifname: str, addresses: tuple[str, ...]) -> None:
+def _check(ifname: str, addresses: tuple[str, ...], routes: tuple[tuple[str, str | None], ...],
+           mac: str | None) -> None:
     with IPRoute() as ipr:
         found = ipr.link("get", ifname=ifname) if ipr.link_lookup(ifname=ifname) else []
         if not found:
@@ -328,11 +385,29 @@ def _check(ifname: str, addresses: tuple[str, ...]) -> None:
         link = found[0]
         if not link["flags"] & 1:
             raise CheckFailed(f"{ifname} is down")
+        have_mac = (link.get_attr("IFLA_ADDRESS") or "").lower()
+        if mac and have_mac != mac.lower():
+            raise CheckFailed(f"{ifname} has MAC {have_mac}, prevResult says {mac.lower()}")
         have = {f"{a.get('address')}/{a['prefixlen']}" for a in ipr.addr("dump", index=link["index"])}
         missing = sorted(set(str(ipaddress.ip_interface(a)) for a in addresses) - have)
         if missing:
             raise CheckFailed(f"{ifname} lacks {', '.join(missing)}")
+        present = set()
+        for family in {ipaddress.ip_network(dst, strict=False).version for dst, _ in routes}:
+            for r in ipr.route("dump", family=socket.AF_INET if family == 4 else socket.AF_INET6):
+                if r.get_attr("RTA_OIF") != link["index"]:
+                    continue
+                dst = r.get_attr("RTA_DST") or ("0.0.0.0" if family == 4 else "::")
+                gw = r.get_attr("RTA_GATEWAY")
+                present.add((str(ipaddress.ip_network(f"{dst}/{r['dst_len']}", strict=False)),
+                             None if gw is None else str(ipaddress.ip_address(gw))))
+        lacking = [f"{dst}" + (f" via {gw}" if gw else "") for dst, gw in routes
+                   if (str(ipaddress.ip_network(dst, strict=False)), gw) not in present]
+        if lacking:
+            raise CheckFailed(f"{ifname} lacks route(s) {', '.join(lacking)}")
 
 
-def check(netns: str, ifname: str, addresses: tuple[str, ...]) -> None:
-    in_netns(netns, _check, ifname, addresses)
+def check(netns: str, ifname: str, addresses: tuple[str, ...], routes: tuple[tuple[str, str | None], ...] = (),
+          mac: str | None = None) -> None:
+    """The link exists, is up, has ``mac`` (if given), the addresses and the routes (dst, gw)."""
+    in_netns(netns, _check, ifname, addresses, routes, mac)

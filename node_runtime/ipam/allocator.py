@@ -1,22 +1,35 @@
 """The pure allocator: ranges, pools and the allocation rule. No I/O, no clock: time is passed in.
 
 A pool is one range set (host-local's term): an ordered list of ranges, one address handed out per
-request. Every range keeps a *cursor*: addresses at or past it were never handed out; addresses
-before it are either leased or cooling down in a FIFO of released addresses. Allocation takes the
-cursor (and advances it) while the range has fresh addresses, and otherwise the oldest released
-address whose cooldown is over. Both are O(1), whatever the range's size: an IPv6 /80 (2^48
-addresses) is never enumerated. Only excluded addresses (gateway, network, broadcast, ``exclude``)
-are skipped, and there are few of them."""
+request. Which addresses are taken (leased, or released and still cooling down) is not the pool's
+business: the caller passes ``taken``, one registry for the whole node, so pools may overlap, be
+edited, or gain a range while leases live, and still no address is ever held twice.
+
+Every subnet has a *cursor*, the address after the last one handed out. Allocation scans from the
+cursors, range by range, for the first address that is not excluded and not taken; when every
+range is scanned to its end it starts over from the first addresses (round-robin, as host-local).
+Before the first wrap every address past a cursor is fresh, so allocation is O(1) whatever the
+range's size (an IPv6 /80 is never enumerated); after a wrap a scan skips at most the taken and
+excluded addresses. Cursors are hints (persisted so a restart goes on where it stopped), never
+what guarantees uniqueness.
+
+Ranges a user writes reserve what host-local reserves: the network and broadcast addresses and,
+when no ``gateway`` is given, the subnet's first address (.1 / ::1). A *delegated* range (an ENI
+prefix written by the node setup, ``"delegated": true``) hands out every one of its addresses:
+AWS routes the whole /28 or /80 to the ENI."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
-from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from ..cni.keys import fold
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+RANGE_KEYS = ("subnet", "rangeStart", "rangeEnd", "gateway", "exclude", "delegated")
 
 
 class ConfigError(ValueError):
@@ -40,19 +53,30 @@ class Range:
     last: int
     gateway: int | None = None
     excluded: frozenset[int] = frozenset()
+    delegated: bool = False
 
     @property
     def size(self) -> int:
         return self.last - self.first + 1 - sum(1 for a in self.excluded if self.first <= a <= self.last)
+
+    @property
+    def cursor_key(self) -> str:
+        return str(self.subnet)
+
+    def __contains__(self, address: int) -> bool:
+        return self.first <= address <= self.last
 
     def spec(self) -> dict[str, Any]:
         out: dict[str, Any] = {"subnet": str(self.subnet), "rangeStart": _addr(self, self.first),
                                "rangeEnd": _addr(self, self.last)}
         if self.gateway is not None:
             out["gateway"] = _addr(self, self.gateway)
-        extra = sorted(self.excluded - ({self.gateway} if self.gateway is not None else set()) - _edges(self.subnet))
+        implied = set() if self.delegated else _reserved(self.subnet, self.gateway)
+        extra = sorted(self.excluded - ({self.gateway} if self.gateway is not None else set()) - implied)
         if extra:
             out["exclude"] = [_addr(self, a) for a in extra]
+        if self.delegated:
+            out["delegated"] = True
         return out
 
 
@@ -64,14 +88,18 @@ def _addr(rng: Range, value: int) -> str:
     return to_ip(rng.subnet.version, value)
 
 
-def _edges(subnet: IPNetwork) -> set[int]:
-    """Never handed out: IPv4 network and broadcast addresses (of a /30 or larger), and the IPv6
-    subnet-router anycast address (the all-zero one, of a /126 or larger)."""
-    if subnet.version == 4 and subnet.prefixlen <= 30:
-        return {int(subnet.network_address), int(subnet.broadcast_address)}
-    if subnet.version == 6 and subnet.prefixlen <= 126:
-        return {int(subnet.network_address)}
-    return set()
+def _reserved(subnet: IPNetwork, gateway: int | None) -> set[int]:
+    """What host-local never hands out from a range a user writes: the IPv4 network and broadcast
+    addresses and the IPv6 subnet-router anycast address (of subnets with room for them), and the
+    first address when no gateway is given (host-local claims .1 / ::1 as the gateway)."""
+    if (subnet.version == 4 and subnet.prefixlen > 30) or (subnet.version == 6 and subnet.prefixlen > 126):
+        return set()
+    out = {int(subnet.network_address)}
+    if subnet.version == 4:
+        out.add(int(subnet.broadcast_address))
+    if gateway is None:
+        out.add(int(subnet.network_address) + 1)
+    return out
 
 
 def _ip_in(subnet: IPNetwork, value: Any, what: str) -> int:
@@ -86,9 +114,12 @@ def _ip_in(subnet: IPNetwork, value: Any, what: str) -> int:
     return int(ip)
 
 
-def parse_range(spec: Any) -> Range:
+def parse_range(spec: Any, delegated: bool = False) -> Range:
+    """One range; keys matched case-insensitively (as host-local); ``delegated`` is the pool's
+    default for ranges that do not say."""
     if not isinstance(spec, dict):
         raise ConfigError("a range must be an object with a subnet")
+    spec = fold(spec, RANGE_KEYS, "ipam range")
     raw = spec.get("subnet")
     if not isinstance(raw, str):
         raise ConfigError("a range needs a subnet (CIDR string)")
@@ -96,35 +127,40 @@ def parse_range(spec: Any) -> Range:
         subnet = ipaddress.ip_network(raw, strict=False)
     except ValueError:
         raise ConfigError(f"subnet {raw!r} is not a CIDR") from None
+    delegated = spec.get("delegated", delegated)
+    if not isinstance(delegated, bool):
+        raise ConfigError("delegated must be true or false")
     first, last = int(subnet.network_address), int(subnet.broadcast_address)
-    if "rangeStart" in spec:
+    if spec.get("rangeStart") is not None:
         first = _ip_in(subnet, spec["rangeStart"], "rangeStart")
-    if "rangeEnd" in spec:
+    if spec.get("rangeEnd") is not None:
         last = _ip_in(subnet, spec["rangeEnd"], "rangeEnd")
     if first > last:
         raise ConfigError(f"rangeStart is after rangeEnd in {subnet}")
-    excluded = set(_edges(subnet))
     gateway = None
     if spec.get("gateway") is not None:
         gateway = _ip_in(subnet, spec["gateway"], "gateway")
+    excluded = set() if delegated else _reserved(subnet, gateway)
+    if gateway is not None:
         excluded.add(gateway)
-    exclude = spec.get("exclude", [])
+    exclude = spec.get("exclude") or []
     if not isinstance(exclude, list):
         raise ConfigError("exclude must be a list of addresses")
     for value in exclude:
         excluded.add(_ip_in(subnet, value, "exclude"))
     if len(excluded) > 4096:
         raise ConfigError("at most 4096 excluded addresses per range")
-    rng = Range(subnet=subnet, first=first, last=last, gateway=gateway, excluded=frozenset(excluded))
+    rng = Range(subnet=subnet, first=first, last=last, gateway=gateway, excluded=frozenset(excluded),
+                delegated=delegated)
     if rng.size <= 0:
         raise ConfigError(f"range {subnet} has no address to hand out")
     return rng
 
 
-def parse_range_set(spec: Any) -> tuple[Range, ...]:
+def parse_range_set(spec: Any, delegated: bool = False) -> tuple[Range, ...]:
     if not isinstance(spec, list) or not spec:
         raise ConfigError("a range set must be a non-empty list of ranges")
-    ranges = tuple(parse_range(r) for r in spec)
+    ranges = tuple(parse_range(r, delegated) for r in spec)
     if len({r.subnet.version for r in ranges}) != 1:
         raise ConfigError("a range set mixes IPv4 and IPv6: use one range set per family")
     for i, a in enumerate(ranges):
@@ -151,39 +187,31 @@ def overlaps(a: tuple[Range, ...], b: tuple[Range, ...]) -> bool:
 class Allocation:
     address: int
     range_index: int
-    cursor_before: int
-    cursor: int | None  # the range's new cursor when the address was fresh
-    reused_ready_at: float | None  # when the address came from cooling: its ready time
+    cursor_before: int | None  # the subnet's cursor before this allocation (None: it had none)
+    cursor: int  # and after
 
 
 @dataclass
 class Pool:
-    """Allocation state of one range set. Mutations return what the store must persist."""
+    """One range set. Holds no allocation state but the cursors it is given."""
 
     key: str
     ranges: tuple[Range, ...]
-    cooldown: float
-    cursors: list[int] = field(default_factory=list)
-    leased: set[int] = field(default_factory=set)
-    cooling: deque[tuple[int, float]] = field(default_factory=deque)  # (address, ready_at), ready_at ascending
-
-    def __post_init__(self) -> None:
-        if not self.cursors:
-            self.cursors = [r.first for r in self.ranges]
 
     @classmethod
-    def from_key(cls, key: str, cooldown: float) -> Pool:
-        return cls(key=key, ranges=ranges_from_key(key), cooldown=cooldown)
+    def from_key(cls, key: str) -> Pool:
+        return cls(key=key, ranges=ranges_from_key(key))
 
     @property
     def version(self) -> int:
         return self.ranges[0].subnet.version
 
+    @property
+    def delegated(self) -> bool:
+        return all(r.delegated for r in self.ranges)
+
     def capacity(self) -> int:
         return sum(r.size for r in self.ranges)
-
-    def free(self) -> int:
-        return self.capacity() - len(self.leased) - len(self.cooling)
 
     def range_of(self, address: int) -> int | None:
         for i, r in enumerate(self.ranges):
@@ -191,54 +219,26 @@ class Pool:
                 return i
         return None
 
-    def _fresh(self, i: int) -> int | None:
-        r, cursor = self.ranges[i], self.cursors[i]
-        while cursor <= r.last and (cursor in r.excluded or cursor in self.leased):
-            cursor += 1
-        self.cursors[i] = cursor
-        return cursor if cursor <= r.last else None
+    def __contains__(self, address: int) -> bool:
+        return self.range_of(address) is not None
 
-    def allocate(self, now: float) -> Allocation:
-        """Hand out one address: a fresh one while any range has some, else the oldest cooled one."""
-        for i in range(len(self.ranges)):
-            before = self.cursors[i]
-            address = self._fresh(i)
-            if address is not None:
-                self.cursors[i] = address + 1
-                self.leased.add(address)
-                return Allocation(address, i, before, self.cursors[i], None)
-        while self.cooling:
-            address, ready_at = self.cooling[0]
-            if ready_at > now:
-                break
-            self.cooling.popleft()
-            index = self.range_of(address)
-            if address in self.leased or index is None:
-                continue  # stale entry (the store guarantees neither, but never hand out twice)
-            self.leased.add(address)
-            return Allocation(address, index, self.cursors[index], None, ready_at)
-        ready_in = self.cooling[0][1] - now if self.cooling else 0.0
-        raise Exhausted(self.key, len(self.cooling), ready_in)
+    def allocate(self, cursors: dict[str, int], taken: Callable[[int], bool]) -> Allocation:
+        """The first address, from the cursors on, that is neither excluded nor ``taken``; wraps
+        once to the ranges' first addresses. Updates ``cursors``. Raises Exhausted (the caller
+        fills in how many addresses are cooling)."""
+        for wrapped in (False, True):
+            for i, r in enumerate(self.ranges):
+                before = cursors.get(r.cursor_key)
+                address = r.first if wrapped or before is None else min(max(before, r.first), r.last + 1)
+                while address <= r.last:
+                    if address not in r.excluded and not taken(address):
+                        cursors[r.cursor_key] = address + 1
+                        return Allocation(address, i, before, address + 1)
+                    address += 1
+                if not wrapped:
+                    cursors[r.cursor_key] = r.last + 1
+        raise Exhausted(self.key, 0, 0.0)
 
-    def undo(self, alloc: Allocation) -> None:
-        """Take back an allocation that could not be recorded: the pool is as before it."""
-        self.leased.discard(alloc.address)
-        self.cursors[alloc.range_index] = alloc.cursor_before
-        if alloc.reused_ready_at is not None:
-            self.cooling.appendleft((alloc.address, alloc.reused_ready_at))
-
-    def take(self, address: int) -> None:
-        """Mark an address leased while restoring state."""
-        self.leased.add(address)
-
-    def release(self, address: int, now: float) -> float | None:
-        """Return a leased address to the pool; returns its ready time, or None if it was not leased."""
-        if address not in self.leased:
-            return None
-        self.leased.discard(address)
-        ready_at = now + self.cooldown
-        if self.cooling and self.cooling[-1][1] > ready_at:
-            # Keep the FIFO ordered even if the clock stepped back: never reuse before the cooldown.
-            ready_at = self.cooling[-1][1]
-        self.cooling.append((address, ready_at))
-        return ready_at
+    def undo(self, alloc: Allocation) -> dict[str, int | None]:
+        """The cursor change that takes ``alloc`` back (when nothing moved the cursor since)."""
+        return {self.ranges[alloc.range_index].cursor_key: alloc.cursor_before}

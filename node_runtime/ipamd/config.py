@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from ..perip import validate_pools
 
 DEFAULT_CONFIG = "/etc/eksnet/ipamd.json"
+RESTART_ONLY = ("socket", "state_dir", "metrics_listen", "workers")  # a reload cannot change these
+log = logging.getLogger("eksnet-ipamd")
 
 
 class ConfigError(ValueError):
@@ -34,8 +37,9 @@ class DaemonConfig:
                 raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
         if not isinstance(self.workers, int) or not 1 <= self.workers <= 256:
             raise ConfigError("workers must be an integer from 1 to 256")
-        if not isinstance(self.pools, dict) or not all(
-                isinstance(v, dict) and isinstance(v.get("ranges"), list) for v in self.pools.values()):
+        # Each pool is checked by the IPAM service: a bad pool is reported as not served (status,
+        # log, no READY=1), the others are served.
+        if not isinstance(self.pools, dict):
             raise ConfigError('pools must map names to {"ranges": [[{"subnet": ...}]]}')
         try:
             validate_pools(self.pools)  # the "mode" of each pool; per-IP pools: node_runtime/perip.py
@@ -48,10 +52,16 @@ class DaemonConfig:
         return self
 
 
+def config_path(path: str | None) -> str | None:
+    """The file to read: the one named, else the default one if present."""
+    if path is None and os.path.exists(DEFAULT_CONFIG):
+        return DEFAULT_CONFIG
+    return path
+
+
 def load(path: str | None, overrides: dict[str, Any]) -> DaemonConfig:
     data: dict[str, Any] = {}
-    if path is None and os.path.exists(DEFAULT_CONFIG):
-        path = DEFAULT_CONFIG
+    path = config_path(path)
     if path:
         try:
             with open(path) as f:
@@ -62,7 +72,8 @@ def load(path: str | None, overrides: dict[str, Any]) -> DaemonConfig:
             raise ConfigError(f"{path} must hold a JSON object")
     known = {f.name for f in fields(DaemonConfig)}
     unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"unknown keys in {path}: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    if unknown:  # written by a newer node setup, or a typo: said, not fatal
+        log.warning("ignoring unknown keys in %s: %s; known: %s", path, ", ".join(unknown), ", ".join(sorted(known)))
+        data = {k: v for k, v in data.items() if k in known}
     data.update({k: v for k, v in overrides.items() if v is not None})
     return DaemonConfig(**data).validate()

@@ -12,6 +12,7 @@ import ipaddress
 import sqlite3
 from typing import Any
 
+from ..cni.keys import fold
 from ..cni.skeleton import Host, Plugin, Request
 from ..cni.types import (
     CHECK_FAILED,
@@ -24,13 +25,17 @@ from ..cni.types import (
     CNIError,
 )
 from ..ipam.allocator import ConfigError, Exhausted
+from ..ipam.service import IPAM_KEYS, IPAM_QUIET
+
+ROUTE_KEYS = ("dst", "gw")
 
 
 def ipam_section(req: Request) -> dict[str, Any]:
-    ipam = req.config.get("ipam")
+    """The ipam object, its keys spelled as host-local spells them (matched case-insensitively)."""
+    ipam = next((v for k, v in req.config.items() if isinstance(k, str) and k.lower() == "ipam"), None)
     if not isinstance(ipam, dict):
         raise CNIError(INVALID_CONFIG, "missing ipam section", "the network config needs an ipam object")
-    return ipam
+    return fold(ipam, IPAM_KEYS, "ipam", passthrough=IPAM_QUIET)
 
 
 def parse_routes(ipam: dict[str, Any]) -> list[dict[str, str]]:
@@ -39,6 +44,8 @@ def parse_routes(ipam: dict[str, Any]) -> list[dict[str, str]]:
         raise CNIError(INVALID_CONFIG, "ipam.routes must be a list")
     out = []
     for route in routes:
+        if isinstance(route, dict):
+            route = fold(route, ROUTE_KEYS, "ipam.routes[]")
         if not isinstance(route, dict) or not isinstance(route.get("dst"), str):
             raise CNIError(INVALID_CONFIG, "each ipam.routes[] needs a dst CIDR")
         try:
@@ -83,7 +90,7 @@ class EksnetIpam(Plugin):
         routes = parse_routes(ipam)
         service = self._service(host)
         try:
-            leases = service.add(req.network, req.container_id, req.ifname, req.netns, ipam)
+            leases = await service.add_async(req.network, req.container_id, req.ifname, req.netns, ipam)
             if service.perip is not None:  # per-IP pools: the address is on the Multus ENI before ADD answers
                 leases = await service.perip.claim(service, req.network, req.container_id, req.ifname,
                                                    req.netns, ipam, leases)
@@ -111,7 +118,7 @@ class EksnetIpam(Plugin):
         if host.ipam is None:
             return  # DEL must succeed: reconciliation or GC releases the lease later
         try:
-            host.ipam.release(req.network, req.container_id, req.ifname)
+            await host.ipam.release_async(req.network, req.container_id, req.ifname)
         except (sqlite3.Error, OSError) as exc:
             raise CNIError(IO_FAILURE, "cannot record the release", str(exc)) from None
 
@@ -133,18 +140,17 @@ class EksnetIpam(Plugin):
         if host.ipam is None:
             raise CNIError(TRY_AGAIN_LATER, "eksnet-ipamd is not reachable")
         try:
-            host.ipam.gc(req.network, valid)
+            await host.ipam.gc_async(req.network, valid)
         except (sqlite3.Error, OSError) as exc:
             raise CNIError(IO_FAILURE, "cannot record the release", str(exc)) from None
 
     async def status(self, req: Request, host: Host) -> None:
         if host.ipam is None:
             raise CNIError(NOT_AVAILABLE, "eksnet-ipamd is not reachable")
-        ipam = req.config.get("ipam")
-        if isinstance(ipam, dict):
+        if isinstance(req.config.get("ipam"), dict):
             try:
-                pools = host.ipam.resolve(ipam, req.config.get("name", ""))
+                pools = host.ipam.resolve(ipam_section(req), req.config.get("name", ""))
             except ConfigError as exc:
                 raise CNIError(INVALID_CONFIG, "invalid ipam ranges", str(exc)) from None
-            if any(p.free() == 0 and not p.cooling for p in pools):
+            if any(host.ipam.free(p) == 0 and not host.ipam.counts[p.key].cooling for p in pools):
                 raise CNIError(NOT_AVAILABLE, "a range set has no address left")

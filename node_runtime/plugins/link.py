@@ -18,6 +18,7 @@ import ipaddress
 from typing import Any
 
 from .. import netlink
+from ..cni.keys import fold
 from ..cni.skeleton import Host, Request
 from ..cni.skeleton import Plugin as _Plugin
 from ..cni.types import (
@@ -31,6 +32,9 @@ from ..cni.types import (
     normalize_result,
 )
 
+LINK_KEYS = ("master", "mode", "mtu", "ipam")
+SKELETON_KEYS = ("cniVersion", "name", "type", "prevResult", "runtimeConfig", "args", "capabilities",
+                 "cni.dev/valid-attachments", "cni.dev/attachments", "disableCheck", "disableGC", "dns")
 _MODES = {"ipvlan": tuple(netlink.IPVLAN_MODES), "macvlan": netlink.MACVLAN_MODES}
 _DEFAULT_MODE = {"ipvlan": "l2", "macvlan": "bridge"}
 
@@ -42,7 +46,7 @@ class LinkPlugin(_Plugin):
 
     # -- config --------------------------------------------------------------------------------------
     def _spec(self, req: Request, ips: list[dict[str, Any]] = (), routes: list[dict[str, Any]] = ()) -> netlink.LinkSpec:
-        cfg = req.config
+        cfg = fold(req.config, LINK_KEYS, self.name, passthrough=SKELETON_KEYS)
         master = cfg.get("master")
         if not isinstance(master, str) or not master or len(master) > 15:
             raise CNIError(INVALID_CONFIG, "master is required", "the host interface the link sits on, e.g. eth1")
@@ -70,7 +74,10 @@ class LinkPlugin(_Plugin):
 
     @staticmethod
     def _ipam_type(req: Request) -> str:
-        ipam = req.config.get("ipam")
+        ipam = next((v for k, v in req.config.items() if isinstance(k, str) and k.lower() == "ipam"), None)
+        ipam = fold(ipam, ("type",), "ipam", passthrough=("ranges", "routes", "dns", "pool", "subnet", "rangeStart",
+                                                          "rangeEnd", "gateway", "dataDir", "resolvConf")) \
+            if isinstance(ipam, dict) else ipam
         if not isinstance(ipam, dict) or not isinstance(ipam.get("type"), str) or not ipam["type"]:
             raise CNIError(INVALID_CONFIG, "ipam.type is required")
         return ipam["type"]
@@ -154,8 +161,12 @@ class LinkPlugin(_Plugin):
             raise CNIError(INVALID_CONFIG, "CHECK needs prevResult")
         await self._ipam(req, host, "CHECK")
         mine = [ip["address"] for ip in prev.get("ips", [])]
+        routes = self._spec(req, prev.get("ips", []), prev.get("routes", [])).routes
+        mac = next((i.get("mac") for i in prev.get("interfaces", [])
+                    if isinstance(i, dict) and i.get("name") == req.ifname), None)
         try:
-            await host.blocking(netlink.check, req.netns, req.ifname, tuple(mine))
+            await host.blocking(netlink.check, req.netns, req.ifname, tuple(mine), routes,
+                                mac if isinstance(mac, str) else None)
         except netlink.NetnsMissing as exc:
             raise CNIError(INVALID_ENVIRONMENT, "invalid CNI_NETNS", str(exc)) from None
         except netlink.CheckFailed as exc:

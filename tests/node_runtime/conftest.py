@@ -12,13 +12,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from nrt_support import Daemon, Namespaces, Underlay, install_bin  # noqa: E402
+from nrt_support import FORWARDERS, Daemon, Namespaces, Underlay, install_bin  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def cni_bin(tmp_path_factory) -> Path:
-    """The executables as `make cni-bin` installs them, plus the reference plugins on CNI_PATH."""
-    return install_bin(tmp_path_factory.mktemp("cni-bin"))
+@pytest.fixture(scope="session", params=FORWARDERS)
+def cni_bin(request, tmp_path_factory) -> Path:
+    """The executables as `make cni-bin` installs them, once with each forwarder (the native one
+    needs `make native`, which `make test` runs first); eksnet-ipamd beside them (``ipamd()``)."""
+    return install_bin(tmp_path_factory.mktemp(f"cni-bin-{request.param}"), request.param)
 
 
 @pytest.fixture

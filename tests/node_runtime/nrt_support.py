@@ -12,15 +12,30 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from node_runtime.install import install
+from node_runtime.install import Forwarder, install
 
 REFERENCE = Path("/usr/lib/cni")
 VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+FORWARDERS = ("python", "native")  # every executable test runs with both (the cni_bin fixture)
 
 
-def install_bin(dest: Path) -> Path:
-    install(str(dest))
+def daemon_dir(bin_dir: Path) -> Path:
+    """Where the tests install eksnet-ipamd: beside the CNI bin dir, never in it (a node uses /usr/local/sbin)."""
+    return bin_dir.with_name(bin_dir.name + "-sbin")
+
+
+def ipamd(bin_dir: Path) -> Path:
+    return daemon_dir(bin_dir) / "eksnet-ipamd"
+
+
+def install_bin(dest: Path, forwarder: str = "python", **kw: Any) -> Path:
+    install(str(dest), daemon_dir=str(daemon_dir(dest)), forwarder=Forwarder(forwarder), **kw)
     return dest
+
+
+def forwarder_of(bin_dir: Path) -> str:
+    with open(bin_dir / "eksnet-ipam", "rb") as f:
+        return "native" if f.read(4) == b"\x7fELF" else "python"
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -44,7 +59,7 @@ class Daemon:
         base.mkdir(parents=True, exist_ok=True)
 
     def argv(self) -> list[str]:
-        return [str(self.bin_dir / "eksnet-ipamd"), "serve", "--socket", self.socket, "--state-dir", self.state_dir,
+        return [str(ipamd(self.bin_dir)), "serve", "--socket", self.socket, "--state-dir", self.state_dir,
                 "--cooldown", str(self.cooldown), "--reconcile-interval", "0", *self.extra]
 
     def start(self) -> None:
@@ -61,7 +76,7 @@ class Daemon:
         raise RuntimeError("eksnet-ipamd did not start")
 
     def ctl(self, op: str) -> tuple[int, str]:
-        from node_runtime.cni.forward import call
+        from node_runtime.cni.protocol import call
 
         try:
             code, out = call(self.socket, b"ctl:" + op.encode(), b"", b"", timeout=10)

@@ -21,9 +21,29 @@ from node_runtime.ipam.allocator import (
 )
 
 
-def pool(*specs: dict, cooldown: float = 30.0) -> Pool:
+def pool(*specs: dict) -> Pool:
     ranges = parse_range_set(list(specs))
-    return Pool(key=pool_key(ranges), ranges=ranges, cooldown=cooldown)
+    return Pool(key=pool_key(ranges), ranges=ranges)
+
+
+class Registry:
+    """What the service passes the allocator: leased addresses and cooldowns (address -> ready time)."""
+
+    def __init__(self, cooldown: float = 30.0) -> None:
+        self.cooldown = cooldown
+        self.leased: set[int] = set()
+        self.cooling: dict[int, float] = {}
+        self.cursors: dict[str, int] = {}
+
+    def allocate(self, p: Pool, now: float) -> int:
+        a = p.allocate(self.cursors, lambda x: x in self.leased or self.cooling.get(x, 0.0) > now).address
+        self.leased.add(a)
+        self.cooling.pop(a, None)
+        return a
+
+    def release(self, a: int, now: float) -> None:
+        self.leased.discard(a)
+        self.cooling[a] = now + self.cooldown
 
 
 ops = st.lists(st.tuples(st.sampled_from(["alloc", "release"]), st.integers(0, 40), st.floats(0, 5)), max_size=120)
@@ -32,7 +52,8 @@ ops = st.lists(st.tuples(st.sampled_from(["alloc", "release"]), st.integers(0, 4
 @settings(max_examples=150, deadline=None)
 @given(ops=ops, cooldown=st.sampled_from([0.0, 1.0, 30.0]))
 def test_no_address_is_ever_held_twice_and_none_is_reused_before_its_cooldown(ops, cooldown):
-    p = pool({"subnet": "10.0.0.0/28", "gateway": "10.0.0.1"}, cooldown=cooldown)
+    p = pool({"subnet": "10.0.0.0/28", "gateway": "10.0.0.1"})
+    reg = Registry(cooldown)
     held: list[int] = []
     released_at: dict[int, float] = {}
     now = 0.0
@@ -40,73 +61,99 @@ def test_no_address_is_ever_held_twice_and_none_is_reused_before_its_cooldown(op
         now += step
         if op == "alloc":
             try:
-                a = p.allocate(now)
+                a = reg.allocate(p, now)
             except Exhausted:
-                assert p.free() == 0
+                assert len(held) + sum(1 for r in reg.cooling.values() if r > now) == p.capacity()
                 continue
-            assert a.address not in held
-            assert a.address not in (int(ipaddress.ip_address("10.0.0.0")), int(ipaddress.ip_address("10.0.0.1")),
-                                     int(ipaddress.ip_address("10.0.0.15")))
-            if a.address in released_at:
-                assert now >= released_at[a.address] + cooldown
-            held.append(a.address)
+            assert a not in held
+            assert a not in (int(ipaddress.ip_address("10.0.0.0")), int(ipaddress.ip_address("10.0.0.1")),
+                             int(ipaddress.ip_address("10.0.0.15")))
+            if a in released_at:
+                assert now >= released_at[a] + cooldown
+            held.append(a)
         elif held:
             address = held.pop(pick % len(held))
-            assert p.release(address, now) is not None
+            reg.release(address, now)
             released_at[address] = now
-    assert len(p.leased) == len(held)
-
-
-@settings(max_examples=100, deadline=None)
-@given(n=st.integers(1, 13))
-def test_undo_puts_the_pool_back_exactly(n):
-    p = pool({"subnet": "10.0.0.0/28"}, cooldown=0)
-    allocs = [p.allocate(0) for _ in range(n)]
-    p.release(allocs[0].address, 0)
-    before = (list(p.cursors), set(p.leased), list(p.cooling))
-    a = p.allocate(1)
-    p.undo(a)
-    assert (list(p.cursors), set(p.leased), list(p.cooling)) == before
+    assert reg.leased == set(held)
 
 
 def test_fresh_addresses_come_before_released_ones():
-    p = pool({"subnet": "10.0.0.0/29"}, cooldown=0)
-    first = p.allocate(0).address
-    p.release(first, 0)
-    assert p.allocate(1).address != first
+    p, reg = pool({"subnet": "10.0.0.0/29"}), Registry(cooldown=0)
+    first = reg.allocate(p, 0)
+    reg.release(first, 0)
+    assert reg.allocate(p, 1) != first
 
 
-def test_exhausted_pool_says_how_many_addresses_are_cooling():
-    p = pool({"subnet": "10.0.0.0/30"}, cooldown=30)
-    a, b = p.allocate(0), p.allocate(0)
-    p.release(a.address, 0)
-    with pytest.raises(Exhausted) as err:
-        p.allocate(10)
-    assert err.value.cooling == 1 and err.value.ready_in == pytest.approx(20)
-    assert p.allocate(31).address == a.address
-    del b
+def test_after_the_last_address_allocation_wraps_to_the_first_free_one():
+    p, reg = pool({"subnet": "10.0.0.0/29"}), Registry(cooldown=0)
+    got = [to_ip(4, reg.allocate(p, 0)) for _ in range(5)]
+    assert got == ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"]
+    reg.release(int(ipaddress.ip_address("10.0.0.4")), 0)
+    assert to_ip(4, reg.allocate(p, 1)) == "10.0.0.4"
+
+
+def test_an_exhausted_pool_raises_and_a_cooled_address_comes_back_after_its_cooldown():
+    p, reg = pool({"subnet": "10.0.0.0/30", "gateway": "10.0.0.1"}), Registry(cooldown=30)
+    a = reg.allocate(p, 0)
+    reg.release(a, 0)
+    with pytest.raises(Exhausted):
+        reg.allocate(p, 10)
+    assert reg.allocate(p, 31) == a
+
+
+def test_a_users_range_reserves_the_first_address_when_no_gateway_is_given():
+    p, reg = pool({"subnet": "10.0.0.0/29"}), Registry()
+    assert to_ip(4, reg.allocate(p, 0)) == "10.0.0.2"
+    p6 = pool({"subnet": "fd00:1::/120"})
+    assert to_ip(6, reg.allocate(p6, 0)) == "fd00:1::2"
+    assert pool({"subnet": "10.0.0.0/28", "gateway": "10.0.0.14"}).capacity() == 13  # .1 handed out then
+
+
+def test_a_delegated_prefix_hands_out_all_its_addresses():
+    p, reg = pool({"subnet": "10.0.96.16/28", "delegated": True}), Registry()
+    got = {to_ip(4, reg.allocate(p, 0)) for _ in range(16)}
+    assert got == {f"10.0.96.{i}" for i in range(16, 32)}
+    with pytest.raises(Exhausted):
+        reg.allocate(p, 0)
+    assert pool({"subnet": "2600:1f14:1:2:3::/80", "delegated": True}).capacity() == 2**48
+
+
+def test_range_keys_match_case_insensitively_as_host_local():
+    assert parse_range({"Subnet": "10.0.0.0/24", "rangestart": "10.0.0.10", "RANGEEND": "10.0.0.12",
+                        "someOtherTool": 1}) == parse_range({"subnet": "10.0.0.0/24", "rangeStart": "10.0.0.10",
+                                                             "rangeEnd": "10.0.0.12"})
+
+
+def test_overlapping_pools_share_one_registry_so_an_edit_never_hands_out_a_held_address():
+    before = pool({"subnet": "10.0.0.0/29", "rangeEnd": "10.0.0.3"})
+    after = pool({"subnet": "10.0.0.0/29"})
+    reg = Registry()
+    held = {reg.allocate(before, 0) for _ in range(2)}
+    assert {reg.allocate(after, 0) for _ in range(3)}.isdisjoint(held)
 
 
 def test_an_ipv6_80_is_never_enumerated():
-    p = pool({"subnet": "2600:1f14:1:2:3::/80"})
-    assert p.capacity() == 2**48 - 1
-    got = [p.allocate(0).address for _ in range(3)]
-    assert [to_ip(6, a) for a in got] == ["2600:1f14:1:2:3::1", "2600:1f14:1:2:3::2", "2600:1f14:1:2:3::3"]
-    assert p.free() == 2**48 - 4
+    p, reg = pool({"subnet": "2600:1f14:1:2:3::/80"}), Registry()
+    assert p.capacity() == 2**48 - 2  # the subnet-router anycast address and ::1 (no gateway given)
+    got = [reg.allocate(p, 0) for _ in range(3)]
+    assert [to_ip(6, a) for a in got] == ["2600:1f14:1:2:3::2", "2600:1f14:1:2:3::3", "2600:1f14:1:2:3::4"]
 
 
 def test_later_ranges_of_a_set_are_used_when_the_first_is_full():
-    p = pool({"subnet": "10.0.0.0/30"}, {"subnet": "10.0.1.0/30"})
-    got = {to_ip(4, p.allocate(0).address) for _ in range(4)}
-    assert got == {"10.0.0.1", "10.0.0.2", "10.0.1.1", "10.0.1.2"}
+    p, reg = pool({"subnet": "10.0.0.0/30", "gateway": "10.0.0.1"}, {"subnet": "10.0.1.0/30", "gateway": "10.0.1.1"}), \
+        Registry()
+    got = [to_ip(4, reg.allocate(p, 0)) for _ in range(2)]
+    assert got == ["10.0.0.2", "10.0.1.2"]
 
 
 def test_range_start_end_and_exclude_bound_what_is_handed_out():
-    p = pool({"subnet": "10.0.0.0/24", "rangeStart": "10.0.0.10", "rangeEnd": "10.0.0.12", "exclude": ["10.0.0.11"]})
-    got = {to_ip(4, p.allocate(0).address) for _ in range(2)}
+    p, reg = pool({"subnet": "10.0.0.0/24", "rangeStart": "10.0.0.10", "rangeEnd": "10.0.0.12",
+                   "exclude": ["10.0.0.11"]}), Registry()
+    got = {to_ip(4, reg.allocate(p, 0)) for _ in range(2)}
     assert got == {"10.0.0.10", "10.0.0.12"}
     with pytest.raises(Exhausted):
-        p.allocate(0)
+        reg.allocate(p, 0)
 
 
 @pytest.mark.parametrize("spec, message", [

@@ -13,7 +13,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from nrt_support import CNI, VERSIONS, Daemon, addresses
+from nrt_support import CNI, VERSIONS, Daemon, addresses, ipamd
 
 
 def conf(version: str = "1.1.0", name: str = "net", ranges=None, **extra) -> dict:
@@ -121,7 +121,7 @@ def test_a_released_address_waits_for_its_cooldown(cni_bin, tmp_path):
     d.start()
     try:
         cni = CNI(cni_bin, d.env())
-        tiny = conf(ranges=[[{"subnet": "10.42.0.0/30"}]])
+        tiny = conf(ranges=[[{"subnet": "10.42.0.0/29", "rangeStart": "10.42.0.2", "rangeEnd": "10.42.0.3"}]])
         first, second = add(cni, "a", tiny), add(cni, "b", tiny)
         cni.ok("eksnet-ipam", "DEL", tiny, container_id="a", ifname="net1")
         rc, out = cni("eksnet-ipam", "ADD", tiny, container_id="c", netns="/run/netns/c", ifname="net1")
@@ -195,7 +195,7 @@ def test_metrics_are_served_over_http_in_prometheus_format(cni_bin, tmp_path):
 
 
 def test_status_cli_prints_the_daemons_status(cni_bin, daemon):
-    out = subprocess.run([str(cni_bin / "eksnet-ipamd"), "status", "--socket", daemon.socket],
+    out = subprocess.run([str(ipamd(cni_bin)), "status", "--socket", daemon.socket],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and json.loads(out.stdout)["leases"] == 0
 
@@ -203,7 +203,7 @@ def test_status_cli_prints_the_daemons_status(cni_bin, daemon):
 def test_a_bad_daemon_config_is_a_clear_error(cni_bin, tmp_path):
     bad = tmp_path / "ipamd.json"
     bad.write_text(json.dumps({"cooldown_seconds": -1}))
-    out = subprocess.run([str(cni_bin / "eksnet-ipamd"), "--config", str(bad)], capture_output=True, text=True,
+    out = subprocess.run([str(ipamd(cni_bin)), "--config", str(bad)], capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 2 and "cooldown_seconds" in out.stderr
 
@@ -240,7 +240,7 @@ def test_fuzzed_requests_to_the_daemon_always_get_a_valid_cni_answer(daemon):
     from hypothesis import strategies as st
     from nrt_support import envs, stdins
 
-    from node_runtime.cni.forward import call
+    from node_runtime.cni.protocol import call
     from node_runtime.cni.types import OUR_CODES, SPEC_CODES
 
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

@@ -10,9 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from nrt_support import Daemon
-
-from node_runtime.install import install
+from nrt_support import FORWARDERS, Daemon, install_bin
 
 NETWORK = "eksnt-podnet"
 
@@ -60,12 +58,13 @@ runroot = "{base / 'run'}"
         return "eksnt-busybox"
 
 
-@pytest.fixture
-def podman(tmp_path, underlay):
+@pytest.fixture(params=FORWARDERS)
+def podman(request, tmp_path, underlay):
+    forwarder = request.param
     bin_dir = tmp_path / "bin"
     daemon = Daemon(tmp_path / "ipamd", bin_dir)
     # The socket is fixed at install time: podman's cleanup process does not inherit our environment.
-    install(str(bin_dir), socket=daemon.socket, compile_=False)
+    install_bin(bin_dir, forwarder, socket=daemon.socket, compile_=False)
     daemon.start()
     pm = Podman(tmp_path / "podman", bin_dir)
     conflist = {"cniVersion": "1.0.0", "name": NETWORK, "plugins": [{

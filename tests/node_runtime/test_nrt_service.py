@@ -51,7 +51,7 @@ def test_add_is_idempotent_per_network_container_and_ifname(service):
 
 def test_dual_stack_add_gets_one_address_per_range_set(service):
     got = ips(service.add("n", "c1", "net1", "/ns", DUAL))
-    assert got == ["10.2.0.1/24", "fd02::1/80"]
+    assert got == ["10.2.0.2/24", "fd02::2/80"]  # .1 / ::1 reserved as host-local does
 
 
 def test_release_of_an_unknown_attachment_releases_nothing_and_succeeds(service):
@@ -90,10 +90,12 @@ def test_reconcile_releases_leases_whose_namespace_is_gone_after_the_grace_perio
     assert service.lookup("n", "gone", "net1") is None and service.lookup("n", "alive", "net1") is not None
 
 
-def test_ranges_overlapping_a_pool_in_use_are_refused(service):
-    service.add("a", "c1", "net1", "/ns", {"ranges": [[{"subnet": "10.3.0.0/24"}]]})
-    with pytest.raises(ConfigError, match="overlap"):
-        service.add("b", "c1", "net1", "/ns", {"ranges": [[{"subnet": "10.3.0.0/16"}]]})
+def test_overlapping_ranges_of_different_networks_never_hand_out_one_address_twice(service):
+    small = {"ranges": [[{"subnet": "10.3.0.0/29", "gateway": "10.3.0.1"}]]}
+    wide = {"ranges": [[{"subnet": "10.3.0.0/28", "gateway": "10.3.0.1"}]]}
+    got = ips(service.add("a", "c1", "net1", "/ns", small)) + ips(service.add("b", "c1", "net1", "/ns", wide))
+    got += ips(service.add("a", "c2", "net1", "/ns", small)) + ips(service.add("b", "c2", "net1", "/ns", wide))
+    assert len({g.split("/")[0] for g in got}) == 4
 
 
 def test_networks_naming_the_same_ranges_share_one_pool(service):
@@ -117,7 +119,7 @@ def test_a_failed_write_leaves_memory_as_on_disk(service):
 
 def test_named_pools_come_from_the_daemon_config(tmp_path, clock):
     svc = IpamService(Store(tmp_path), named_pools={"multus": V4}, clock=clock)
-    assert ips(svc.add("n", "c1", "net1", "/ns", {"pool": "multus"})) == ["10.1.0.1/29"]
+    assert ips(svc.add("n", "c1", "net1", "/ns", {"pool": "multus"})) == ["10.1.0.2/29"]
     with pytest.raises(ConfigError, match="unknown pool"):
         svc.add("n", "c2", "net1", "/ns", {"pool": "nope"})
     svc.store.close()

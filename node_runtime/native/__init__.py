@@ -1,0 +1,1 @@
+"""The native CNI forwarder: ``forward.c`` and its build (``build.py``); see node_runtime/README.md."""
