@@ -66,6 +66,10 @@ IPV6_CNI_ACTIONS: tuple[str, ...] = (
 )
 
 _AL2023_PREFIX = "AL2023_"
+_AL2023_STANDARD = {
+    "x86_64": eks.NodegroupAmiType.AL2023_X86_64_STANDARD,
+    "arm64": eks.NodegroupAmiType.AL2023_ARM_64_STANDARD,
+}
 _CLUSTER_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
 
 
@@ -86,9 +90,13 @@ class NodeGroupSpec:
     """One managed node group.
 
     ``max_pods`` None means computed from the instance types and the VPC CNI mode (the smallest
-    over ``instance_types``); a number overrides it. ``ami_type`` must be an AL2023 type: the
-    launch template's user data is a nodeadm ``NodeConfig`` (kubelet ``maxPods``) followed by a
-    shell part that other constructs extend through ``EksCluster.node_user_data[name]``.
+    over ``instance_types``); a number overrides it. ``ami_type`` None means the AL2023 standard AMI
+    of the instance types' architecture (``AL2023_ARM_64_STANDARD`` for Graviton types such as m7g,
+    ``AL2023_X86_64_STANDARD`` otherwise; the architecture comes from the offline instance table);
+    instance types of both architectures in one group are refused. An explicit ``ami_type`` must be an
+    AL2023 type of the instance types' architecture: the launch template's user data is a nodeadm
+    ``NodeConfig`` (kubelet ``maxPods``) followed by a shell part that other constructs extend through
+    ``EksCluster.node_user_data[name]``.
     """
 
     name: str
@@ -96,7 +104,7 @@ class NodeGroupSpec:
     min_size: int = 1
     desired_size: int = 2
     max_size: int = 3
-    ami_type: eks.NodegroupAmiType = eks.NodegroupAmiType.AL2023_X86_64_STANDARD
+    ami_type: eks.NodegroupAmiType | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     max_pods: int | None = None
 
@@ -112,13 +120,50 @@ class NodeGroupSpec:
                 f"node group {self.name}: sizes must satisfy 0 <= min_size <= desired_size <= max_size, max_size >= 1, "
                 f"got min={self.min_size} desired={self.desired_size} max={self.max_size}"
             )
-        if not self.ami_type.value.startswith(_AL2023_PREFIX):
+        if self.ami_type is not None and not isinstance(self.ami_type, eks.NodegroupAmiType):
+            raise TypeError(f"node group {self.name}: ami_type must be an eks.NodegroupAmiType or None, got "
+                            f"{self.ami_type!r} ({type(self.ami_type).__name__})")
+        if self.ami_type is not None and not self.ami_type.value.startswith(_AL2023_PREFIX):
             raise ValueError(
                 f"node group {self.name}: ami_type {self.ami_type.name} is not an AL2023 type; eksnet writes kubelet "
                 "settings as a nodeadm NodeConfig, so choose e.g. NodegroupAmiType.AL2023_X86_64_STANDARD"
             )
         if self.max_pods is not None and not 1 <= self.max_pods <= 737:
             raise ValueError(f"node group {self.name}: max_pods must be between 1 and 737, got {self.max_pods}")
+
+    def architecture(self) -> str | None:
+        """``arm64`` or ``x86_64`` from the instance table; None if no type is in it. Refuses mixed groups."""
+        found: dict[str, list[str]] = {}
+        for t in self.instance_types:
+            try:
+                found.setdefault(_max_pods.limits(t).architecture, []).append(t)
+            except _max_pods.UnknownInstanceType:
+                continue
+        if len(found) > 1:
+            raise ValueError(
+                f"node group {self.name}: instance types of two architectures {found}; one node group runs one AMI, "
+                "so split them into an arm64 and an x86_64 node group"
+            )
+        return next(iter(found), None)
+
+    def resolved_ami_type(self) -> eks.NodegroupAmiType:
+        """The AMI type the group gets: ``ami_type``, checked against the architecture, or the one it implies."""
+        arch = self.architecture()
+        if self.ami_type is None:
+            if arch is None:
+                raise ValueError(
+                    f"node group {self.name}: none of {list(self.instance_types)} is in the instance table, so "
+                    "the architecture is unknown: give ami_type (e.g. NodegroupAmiType.AL2023_X86_64_STANDARD)"
+                )
+            return _AL2023_STANDARD[arch]
+        ami_arch = "arm64" if "ARM_64" in self.ami_type.value else "x86_64"
+        if arch is not None and arch != ami_arch:
+            raise ValueError(
+                f"node group {self.name}: ami_type {self.ami_type.name} is built for {ami_arch} but "
+                f"{list(self.instance_types)} are {arch}: use {_AL2023_STANDARD[arch].name}, or leave ami_type "
+                "unset to have it chosen"
+            )
+        return self.ami_type
 
 
 def _ack_finding(construct: Construct, rule: str, findings: Sequence[str], reason: str) -> None:
@@ -214,7 +259,8 @@ class EksCluster(Construct):
     ``cni_role``, ``node_role``, ``cluster_role``, ``control_plane_security_group``,
     ``node_security_group`` (IPv6 egress when the VPC is dual-stack), ``secrets_key`` (the KMS key or
     None), ``control_plane_log_group`` (or None), ``nodegroups`` (name ->
-    ``Nodegroup``), ``launch_templates`` (name -> ``ec2.LaunchTemplate``), ``max_pods`` (name -> int).
+    ``Nodegroup``), ``launch_templates`` (name -> ``ec2.LaunchTemplate``), ``max_pods`` (name -> int),
+    ``ami_types`` (name -> ``NodegroupAmiType``, chosen from the instance types' architecture).
 
     Node user data: ``node_user_data[name]`` is an ``ec2.UserData`` (shell) that runs on every node
     of the group after nodeadm's configuration; add commands to it before synth (Multus uses it to
@@ -278,6 +324,7 @@ class EksCluster(Construct):
         if len(set(names)) != len(names):
             raise ValueError(f"node group names must be unique, got {names}")
         self.max_pods: dict[str, int] = {s.name: self._node_max_pods(s) for s in specs}
+        self.ami_types: dict[str, eks.NodegroupAmiType] = {s.name: s.resolved_ami_type() for s in specs}
         if not _CLUSTER_NAME_RE.match(cluster_name or ""):
             raise ValueError(
                 f"cluster_name must be 1-100 characters, letters, digits, '-' and '_', starting with a "
@@ -700,7 +747,7 @@ class EksCluster(Construct):
             nodegroup_name=spec.name,
             node_role=self.node_role,
             instance_types=[ec2.InstanceType(t) for t in spec.instance_types],
-            ami_type=spec.ami_type,
+            ami_type=self.ami_types[spec.name],
             min_size=spec.min_size,
             desired_size=spec.desired_size,
             max_size=spec.max_size,

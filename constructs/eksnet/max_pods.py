@@ -51,6 +51,17 @@ class InstanceLimits:
     vcpus: int
     hypervisor: str  # "nitro", "xen", or "" (bare metal reports none)
     bare_metal: bool = False
+    architectures: tuple[str, ...] = ("x86_64",)  # EC2's ProcessorInfo.SupportedArchitectures
+    network_card_enis: tuple[int, ...] = ()  # ENIs per network card, by card index (0 first); () if unknown
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "architectures", tuple(self.architectures))
+        object.__setattr__(self, "network_card_enis", tuple(self.network_card_enis))
+
+    @property
+    def architecture(self) -> str:
+        """``arm64`` (Graviton) or ``x86_64``: what the node's AMI must be built for."""
+        return "arm64" if any(a.startswith("arm64") for a in self.architectures) else "x86_64"
 
     @property
     def supports_prefix_delegation(self) -> bool:
@@ -153,6 +164,8 @@ def row_from_describe(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         "vcpus": int(item["VCpuInfo"]["DefaultVCpus"]),
         "hypervisor": item.get("Hypervisor", ""),
         "bare_metal": bool(item.get("BareMetal", False)),
+        "architectures": sorted(item.get("ProcessorInfo", {}).get("SupportedArchitectures", [])),
+        "network_card_enis": [int(cards[i]["MaximumNetworkInterfaces"]) for i in sorted(cards)],
     }
 
 
