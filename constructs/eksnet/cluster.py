@@ -32,7 +32,7 @@ from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
 
 from constructs import Construct
 from eksnet import max_pods as _max_pods
-from eksnet import nag
+from eksnet import nag, typecheck
 from eksnet.eks_checks import PlacementCheck
 from eksnet.vpc import PodIpv4Egress
 from eksnet.vpc_cni import (
@@ -109,6 +109,7 @@ class NodeGroupSpec:
     max_pods: int | None = None
 
     def __post_init__(self) -> None:
+        typecheck.check_fields(self)
         object.__setattr__(self, "instance_types", tuple(self.instance_types))
         object.__setattr__(self, "labels", dict(self.labels))
         if not self.name or len(self.name) > 63:
@@ -289,6 +290,7 @@ class EksCluster(Construct):
         control_plane_log_retention: logs.RetentionDays | None = logs.RetentionDays.ONE_MONTH,
         coredns_after_nodes: bool = True,
     ) -> None:
+        typecheck.check_call("EksCluster", EksCluster.__init__, locals())
         super().__init__(scope, id)
         # --- inputs, validated before anything is made ---------------------------------------
         vpc_egress = getattr(vpc, "pod_ipv4_egress", None)

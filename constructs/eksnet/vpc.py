@@ -33,6 +33,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 
 from constructs import Construct, IConstruct, IValidation
+from eksnet import typecheck
 from eksnet.cidr_reservation import CidrReservationType, SubnetCidrReservation
 
 
@@ -94,6 +95,7 @@ class MultusNetwork:
     ipv6: bool = True
 
     def __post_init__(self) -> None:
+        typecheck.check_fields(self)
         try:
             net = ipaddress.ip_network(self.ipv4_supernet, strict=True)
         except ValueError as e:
@@ -261,6 +263,7 @@ class EksVpc(Construct):
         flow_log_retention: logs.RetentionDays | None = logs.RetentionDays.ONE_MONTH,
         ipv6_egress_parity: bool = True,
     ) -> None:
+        typecheck.check_call("EksVpc", EksVpc.__init__, locals())
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
         zones = list(stack.availability_zones)

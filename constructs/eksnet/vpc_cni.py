@@ -29,6 +29,7 @@ from typing import Any
 
 from aws_cdk import Token
 
+from eksnet import typecheck
 from eksnet.vpc import PodIpv4Egress
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
@@ -63,6 +64,7 @@ class SecondaryIpMode:
     minimum_ip_target: int | None = None
 
     def __post_init__(self) -> None:
+        typecheck.check_fields(self)
         for name in ("warm_eni_target", "warm_ip_target", "minimum_ip_target"):
             _check_target("SecondaryIpMode", name, getattr(self, name))
 
@@ -88,6 +90,7 @@ class PrefixMode:
     minimum_ip_target: int | None = None
 
     def __post_init__(self) -> None:
+        typecheck.check_fields(self)
         for name in ("warm_prefix_target", "warm_ip_target", "minimum_ip_target"):
             _check_target("PrefixMode", name, getattr(self, name))
         if self.warm_prefix_target == 0 and not self.warm_ip_target and not self.minimum_ip_target:
@@ -124,6 +127,9 @@ class PodSecurityGroups:
     enforcing_mode: SgEnforcingMode = SgEnforcingMode.STRICT
     disable_tcp_early_demux: bool = True
 
+    def __post_init__(self) -> None:
+        typecheck.check_fields(self)
+
 
 @dataclass(frozen=True)
 class EniSubnet:
@@ -133,6 +139,7 @@ class EniSubnet:
     security_group_ids: tuple[str, ...]
 
     def __post_init__(self) -> None:
+        typecheck.check_fields(self)
         object.__setattr__(self, "security_group_ids", tuple(self.security_group_ids))
         if not self.subnet_id:
             raise ValueError("EniSubnet.subnet_id is empty: give the pod subnet of this zone")
@@ -153,6 +160,7 @@ class CustomNetworking:
     subnets: Mapping[str, EniSubnet]
 
     def __post_init__(self) -> None:
+        typecheck.check_fields(self)
         object.__setattr__(self, "subnets", dict(self.subnets))
         if not self.subnets:
             raise ValueError("CustomNetworking needs one EniSubnet per availability zone of the node groups")
@@ -180,6 +188,7 @@ class VpcCniConfig:
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        typecheck.check_fields(self)
         object.__setattr__(self, "extra_env", dict(self.extra_env))
         for k, v in self.extra_env.items():
             if not re.match(r"^[A-Z][A-Z0-9_]*$", k) or not isinstance(v, str):
