@@ -127,7 +127,9 @@ def test_first_nodes_launch_only_after_the_hooks_exist(built):
     depends = set(template["Resources"][size_id]["DependsOn"])
     hooks = {lid for lid, _ in cfn.props(template, "AWS::AutoScaling::LifecycleHook")}
     assert hooks and hooks <= depends
-    assert "Update" not in template["Resources"][size_id]["Properties"]  # later deploys leave the size alone
+    # runs again only when its properties change: the sizes in the app, or the node group (its ARN) replaced
+    update = json.dumps(template["Resources"][size_id]["Properties"]["Update"])
+    assert update == create and ng_id in create and "Arn" in create
 
 
 def test_every_nodes_user_data_carries_the_same_node_config(built):
@@ -138,7 +140,8 @@ def test_every_nodes_user_data_carries_the_same_node_config(built):
 # --- refusals: nothing half-made, messages that say what to change ----------------------------------------------
 
 def test_an_instance_type_that_cannot_hold_the_enis_is_refused():
-    with pytest.raises(ValueError, match=r"t3\.medium holds at most 3 network interface\(s\).*3 Multus ENI\(s\) need 4"):
+    with pytest.raises(ValueError, match=r"node group ng: t3\.medium holds at most 3 network interface\(s\).*"
+                                         r"3 Multus ENI\(s\) need 4"):
         build([MultusInterface()] * 3, instance="t3.medium")
 
 
