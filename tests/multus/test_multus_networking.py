@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
@@ -22,6 +26,7 @@ from eksnet.multus import (
 from eksnet.vpc import EksVpc, MultusNetwork
 from support import cfn
 
+REPO = Path(__file__).resolve().parents[2]
 INSTANCE = "t3.large"
 NODEGROUP = "ng"
 
@@ -194,3 +199,23 @@ def test_each_interface_may_bring_its_own_supernet():
 def test_interface_validation(kwargs, message):
     with pytest.raises(MultusConfigError, match=message):
         MultusInterface(**kwargs)
+
+
+@pytest.mark.netns
+def test_the_node_setup_serves_the_pool_and_names_the_master_the_nad_uses(node):
+    # what MultusNetworking writes into the user data, run by the node setup on a "node" (fake IMDS: device 1 has
+    # two IPv4 /28 and one IPv6 /80 delegated)
+    _, _, networking = build([MultusInterface(ipv4_prefixes=1, ipv6_prefixes=1)], stack_id="MnNode")
+    config = node["root"] / "etc/eksnet/multus.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(json.dumps(networking.node_config))
+    env = {"PATH": os.environ["PATH"], "EKSNET_IMDS": node["imds"], "EKSNET_ROOT": str(node["root"])}
+    proc = subprocess.run(["ip", "netns", "exec", node["ns"], sys.executable, "-m", "node_runtime.node.setup",
+                           "--wait", "5"], env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    nad = networking.nad("net1", interface=1).cni_config()
+    pools = json.loads((node["root"] / "etc/eksnet/ipamd.json").read_text())["pools"]
+    assert list(pools) == [nad["ipam"]["pool"]]
+    links = subprocess.run(["ip", "-n", node["ns"], "-j", "link", "show", "dev", nad["master"]],
+                           capture_output=True, text=True)
+    assert links.returncode == 0, f"no link {nad['master']} on the node"
