@@ -10,7 +10,7 @@ export JSII_NODE := $(NODE_DIR)/node
 export PATH := $(NODE_DIR):$(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: install synth test lint bench cni-bin clean
+.PHONY: install synth test lint bench cni-bin demo clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -44,6 +44,13 @@ bench: install
 cni-bin: install
 	@test -n "$(DEST)" || { echo "usage: make cni-bin DEST=<dir>" >&2; exit 2; }
 	$(PY) -m node_runtime.install --dest "$(DEST)"
+
+## The whole Multus flow of EksnetMultus on this machine, no AWS (as root): see README, "make demo".
+demo: install
+	@test "$$(id -u)" -eq 0 || { echo "make demo needs root (network namespaces, links, mounts)" >&2; exit 2; }
+	@bin=$$(mktemp -d) && trap 'rm -rf "$$bin"' EXIT && \
+	  $(MAKE) --no-print-directory cni-bin DEST="$$bin" >/dev/null && \
+	  $(PY) -m demo --cni-bin "$$bin"
 
 clean:
 	rm -rf cdk.out bench/results/*.json .pytest_cache
