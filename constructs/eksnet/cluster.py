@@ -39,6 +39,7 @@ from eksnet.vpc import PodIpv4Egress
 from eksnet.vpc_cni import (
     CNI_NAMESPACE,
     CNI_SERVICE_ACCOUNT,
+    MULTI_NIC_MIN_ADDON_VERSION,
     VpcCniConfig,
     annotate_pod_ip_rbac,
     security_group_policy,
@@ -206,6 +207,31 @@ def _has_ipv6_only_private_subnets(vpc: ec2.IVpc) -> bool:
     return any(isinstance(s.node.default_child, ec2.CfnSubnet) and s.node.default_child.ipv6_native for s in subnets)
 
 
+def _addon_version(version: str) -> tuple[int, ...] | None:
+    found = re.match(r"^v?(\d+)\.(\d+)\.(\d+)", version)
+    return tuple(int(g) for g in found.groups()) if found else None
+
+
+def _check_multi_nic(specs: Sequence[NodeGroupSpec], versions: Mapping[str, str]) -> None:
+    """Multi-NIC mode needs instance types with several network cards, and VPC CNI 1.20 or later."""
+    for spec in specs:
+        for t in spec.instance_types:
+            try:
+                cards = len(_max_pods.limits(t).network_card_enis)
+            except _max_pods.UnknownInstanceType:
+                raise ValueError(f"node group {spec.name}: {t} is not in the instance table, so its network cards are "
+                                 "unknown; multi-NIC mode needs types with several (e.g. c6in.32xlarge)") from None
+            if cards < 2:
+                raise ValueError(f"node group {spec.name}: {t} has one network card; VpcCniConfig(multi_nic=True) "
+                                 "needs instance types with several (e.g. c6in.32xlarge, p5.48xlarge)")
+    given = versions.get("vpc-cni")
+    if given is not None:
+        parsed = _addon_version(given)
+        if parsed is None or parsed < (1, 20, 0):
+            raise ValueError(f"addon_versions['vpc-cni']={given!r}: multi-NIC mode needs the VPC CNI add-on "
+                             f"{MULTI_NIC_MIN_ADDON_VERSION} or later")
+
+
 def _check_zones(vpc: ec2.IVpc) -> None:
     """EKS needs the cluster's subnets in at least two zones; refuse a VPC whose private subnets are in one."""
     try:
@@ -358,6 +384,9 @@ class EksCluster(Construct):
                 f"{sorted(set(versions) - installed)} (it installs {sorted(installed)})"
             )
         self._check_custom_networking_zones(vpc)
+        if self.vpc_cni.multi_nic:
+            _check_multi_nic(specs, versions)
+            versions.setdefault("vpc-cni", MULTI_NIC_MIN_ADDON_VERSION)
         if not isinstance(secrets_key, bool) and not isinstance(secrets_key, kms.IKey):
             raise TypeError(f"EksCluster.secrets_key must be True, False or a kms.IKey, got {secrets_key!r}")
         if control_plane_log_retention is not None and not isinstance(control_plane_log_retention,

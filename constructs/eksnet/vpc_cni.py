@@ -32,6 +32,8 @@ from aws_cdk import Token
 from eksnet import typecheck
 from eksnet.vpc import PodIpv4Egress
 
+MULTI_NIC_MIN_ADDON_VERSION = "v1.20.0-eksbuild.1"  # the first VPC CNI release with ENABLE_MULTI_NIC
+
 ZONE_LABEL = "topology.kubernetes.io/zone"
 CNI_SERVICE_ACCOUNT = "aws-node"
 CNI_NAMESPACE = "kube-system"
@@ -177,7 +179,10 @@ class VpcCniConfig:
     for IPv6 (the only mode IPv6 has). ``enable_network_policy`` turns on the CNI's network policy
     agent; ``annotate_pod_ip`` makes the CNI annotate each pod with its IP (Calico's kube-controllers
     read it to react faster). ``extra_env`` passes further CNI variables the types here do not cover;
-    it may not override a variable a typed field sets.
+    it may not override a variable a typed field sets. ``multi_nic`` turns on the VPC CNI's multi-NIC mode
+    (``ENABLE_MULTI_NIC``, VPC CNI 1.20 or later): the CNI manages the ENIs of every network card of the
+    instance, and pods that opt in by annotation get an interface on each card. ``EksCluster`` then requires
+    instance types with several network cards and pins the add-on to at least ``MULTI_NIC_MIN_ADDON_VERSION``.
     """
 
     ip_allocation: SecondaryIpMode | PrefixMode | None = None
@@ -186,6 +191,7 @@ class VpcCniConfig:
     enable_network_policy: bool = False
     annotate_pod_ip: bool = False
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    multi_nic: bool = False
 
     def __post_init__(self) -> None:
         typecheck.check_fields(self)
@@ -240,6 +246,8 @@ class VpcCniConfig:
             }
         if self.annotate_pod_ip:
             env["ANNOTATE_POD_IP"] = "true"
+        if self.multi_nic:
+            env["ENABLE_MULTI_NIC"] = "true"
         clash = sorted(set(self.extra_env) & set(env))
         if clash:
             raise ValueError(f"VpcCniConfig.extra_env sets {clash}, which typed fields already set: use those fields")

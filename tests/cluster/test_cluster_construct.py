@@ -634,3 +634,22 @@ def test_an_ami_type_of_the_other_architecture_is_refused():
     spec = NodeGroupSpec("arm", ("m7g.large",), ami_type=eks.NodegroupAmiType.AL2023_X86_64_STANDARD)
     with pytest.raises(ValueError, match="built for x86_64 but .* are arm64: use AL2023_ARM_64_STANDARD"):
         _cluster(nodegroups=[spec])
+
+
+def test_multi_nic_mode_renders_its_flag_and_pins_the_addon_to_1_20():
+    cluster = _cluster(ip_family=eks.IpFamily.IP_V4, vpc_cni=VpcCniConfig(multi_nic=True),
+                       nodegroups=[NodeGroupSpec("net", ("c6in.32xlarge",))])
+    cfn = cluster.addons["vpc-cni"].node.default_child
+    assert cfn.addon_version == "v1.20.0-eksbuild.1"
+    config = cdk.Stack.of(cfn).resolve(cfn.configuration_values)
+    assert '"ENABLE_MULTI_NIC":"true"' in json.dumps(config, separators=(",", ":")).replace("\\", "")
+
+
+def test_multi_nic_mode_refuses_single_card_types_and_older_addons():
+    with pytest.raises(ValueError, match="m5.large has one network card"):
+        _cluster(vpc_cni=VpcCniConfig(multi_nic=True), nodegroups=[NodeGroupSpec("x", ("m5.large",))])
+    with pytest.raises(ValueError, match=r"needs the VPC CNI add-on v1.20.0-eksbuild.1 or later"):
+        _cluster(vpc_cni=VpcCniConfig(multi_nic=True), nodegroups=[NodeGroupSpec("x", ("c6in.32xlarge",))],
+                 addon_versions={"vpc-cni": "v1.19.6-eksbuild.1"})
+    assert _cluster(vpc_cni=VpcCniConfig(multi_nic=True), nodegroups=[NodeGroupSpec("x", ("c6in.32xlarge",))],
+                    addon_versions={"vpc-cni": "v1.21.1-eksbuild.3"}).addons["vpc-cni"]
