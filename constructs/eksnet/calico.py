@@ -41,6 +41,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_eks_v2 as eks
 
 from constructs import Construct
+from eksnet import typecheck
 from eksnet.cluster import EksCluster
 from eksnet.vpc import PodIpv4Egress
 from eksnet.vpc_cni import VpcCniConfig, annotate_pod_ip_rbac  # noqa: F401  (re-exported: the RBAC Calico relies on)
@@ -148,6 +149,7 @@ class Calico(Construct):
         ready_timeout: cdk.Duration | None = None,
     ) -> None:
         # Validation first: a refused Calico leaves nothing behind in the tree.
+        typecheck.check_call("Calico", Calico.__init__, locals())
         if not isinstance(cluster, EksCluster):
             raise TypeError(f"cluster must be an eksnet.cluster.EksCluster, got {type(cluster).__name__}")
         cni = cluster.vpc_cni

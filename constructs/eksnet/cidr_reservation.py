@@ -25,7 +25,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 
 from constructs import Construct
-from eksnet import nag
+from eksnet import nag, typecheck
 
 # Regions whose CloudFormation registers AWS::EC2::SubnetCidrReservation (cfn-lint 1.58's per-region schemas).
 CFN_TYPE_REGIONS: frozenset[str] = frozenset({
@@ -76,14 +76,7 @@ class SubnetCidrReservation(Construct):
         reservation_type: CidrReservationType,
         description: str | None = None,
     ) -> None:
-        if not isinstance(reservation_type, CidrReservationType):
-            raise TypeError(f"SubnetCidrReservation.reservation_type must be a CidrReservationType, got "
-                            f"{reservation_type!r} ({type(reservation_type).__name__}); accepted: "
-                            f"{[m.name for m in CidrReservationType]}")
-        if not isinstance(cidr, str):
-            raise TypeError(f"SubnetCidrReservation.cidr must be a CIDR string, got {cidr!r} ({type(cidr).__name__})")
-        if description is not None and not isinstance(description, str):
-            raise TypeError(f"SubnetCidrReservation.description must be a string or None, got {description!r}")
+        typecheck.check_call("SubnetCidrReservation", SubnetCidrReservation.__init__, locals())
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
         self.native = cfn_type_available(stack.region)

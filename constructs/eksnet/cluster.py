@@ -33,12 +33,13 @@ from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
 
 from constructs import Construct
 from eksnet import max_pods as _max_pods
-from eksnet import nag
+from eksnet import nag, typecheck
 from eksnet.eks_checks import PlacementCheck
 from eksnet.vpc import PodIpv4Egress
 from eksnet.vpc_cni import (
     CNI_NAMESPACE,
     CNI_SERVICE_ACCOUNT,
+    MULTI_NIC_MIN_ADDON_VERSION,
     VpcCniConfig,
     annotate_pod_ip_rbac,
     security_group_policy,
@@ -67,6 +68,10 @@ IPV6_CNI_ACTIONS: tuple[str, ...] = (
 )
 
 _AL2023_PREFIX = "AL2023_"
+_AL2023_STANDARD = {
+    "x86_64": eks.NodegroupAmiType.AL2023_X86_64_STANDARD,
+    "arm64": eks.NodegroupAmiType.AL2023_ARM_64_STANDARD,
+}
 _CLUSTER_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
 
 
@@ -87,9 +92,13 @@ class NodeGroupSpec:
     """One managed node group.
 
     ``max_pods`` None means computed from the instance types and the VPC CNI mode (the smallest
-    over ``instance_types``); a number overrides it. ``ami_type`` must be an AL2023 type: the
-    launch template's user data is a nodeadm ``NodeConfig`` (kubelet ``maxPods``) followed by a
-    shell part that other constructs extend through ``EksCluster.node_user_data[name]``.
+    over ``instance_types``); a number overrides it. ``ami_type`` None means the AL2023 standard AMI
+    of the instance types' architecture (``AL2023_ARM_64_STANDARD`` for Graviton types such as m7g,
+    ``AL2023_X86_64_STANDARD`` otherwise; the architecture comes from the offline instance table);
+    instance types of both architectures in one group are refused. An explicit ``ami_type`` must be an
+    AL2023 type of the instance types' architecture: the launch template's user data is a nodeadm
+    ``NodeConfig`` (kubelet ``maxPods``) followed by a shell part that other constructs extend through
+    ``EksCluster.node_user_data[name]``.
     """
 
     name: str
@@ -97,11 +106,12 @@ class NodeGroupSpec:
     min_size: int = 1
     desired_size: int = 2
     max_size: int = 3
-    ami_type: eks.NodegroupAmiType = eks.NodegroupAmiType.AL2023_X86_64_STANDARD
+    ami_type: eks.NodegroupAmiType | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     max_pods: int | None = None
 
     def __post_init__(self) -> None:
+        typecheck.check_fields(self)
         object.__setattr__(self, "instance_types", tuple(self.instance_types))
         object.__setattr__(self, "labels", dict(self.labels))
         if not self.name or len(self.name) > 63:
@@ -113,13 +123,50 @@ class NodeGroupSpec:
                 f"node group {self.name}: sizes must satisfy 0 <= min_size <= desired_size <= max_size, max_size >= 1, "
                 f"got min={self.min_size} desired={self.desired_size} max={self.max_size}"
             )
-        if not self.ami_type.value.startswith(_AL2023_PREFIX):
+        if self.ami_type is not None and not isinstance(self.ami_type, eks.NodegroupAmiType):
+            raise TypeError(f"node group {self.name}: ami_type must be an eks.NodegroupAmiType or None, got "
+                            f"{self.ami_type!r} ({type(self.ami_type).__name__})")
+        if self.ami_type is not None and not self.ami_type.value.startswith(_AL2023_PREFIX):
             raise ValueError(
                 f"node group {self.name}: ami_type {self.ami_type.name} is not an AL2023 type; eksnet writes kubelet "
                 "settings as a nodeadm NodeConfig, so choose e.g. NodegroupAmiType.AL2023_X86_64_STANDARD"
             )
         if self.max_pods is not None and not 1 <= self.max_pods <= 737:
             raise ValueError(f"node group {self.name}: max_pods must be between 1 and 737, got {self.max_pods}")
+
+    def architecture(self) -> str | None:
+        """``arm64`` or ``x86_64`` from the instance table; None if no type is in it. Refuses mixed groups."""
+        found: dict[str, list[str]] = {}
+        for t in self.instance_types:
+            try:
+                found.setdefault(_max_pods.limits(t).architecture, []).append(t)
+            except _max_pods.UnknownInstanceType:
+                continue
+        if len(found) > 1:
+            raise ValueError(
+                f"node group {self.name}: instance types of two architectures {found}; one node group runs one AMI, "
+                "so split them into an arm64 and an x86_64 node group"
+            )
+        return next(iter(found), None)
+
+    def resolved_ami_type(self) -> eks.NodegroupAmiType:
+        """The AMI type the group gets: ``ami_type``, checked against the architecture, or the one it implies."""
+        arch = self.architecture()
+        if self.ami_type is None:
+            if arch is None:
+                raise ValueError(
+                    f"node group {self.name}: none of {list(self.instance_types)} is in the instance table, so "
+                    "the architecture is unknown: give ami_type (e.g. NodegroupAmiType.AL2023_X86_64_STANDARD)"
+                )
+            return _AL2023_STANDARD[arch]
+        ami_arch = "arm64" if "ARM_64" in self.ami_type.value else "x86_64"
+        if arch is not None and arch != ami_arch:
+            raise ValueError(
+                f"node group {self.name}: ami_type {self.ami_type.name} is built for {ami_arch} but "
+                f"{list(self.instance_types)} are {arch}: use {_AL2023_STANDARD[arch].name}, or leave ami_type "
+                "unset to have it chosen"
+            )
+        return self.ami_type
 
 
 def _ack_finding(construct: Construct, rule: str, findings: Sequence[str], reason: str) -> None:
@@ -158,6 +205,31 @@ def _has_ipv6_only_private_subnets(vpc: ec2.IVpc) -> bool:
     except Exception:  # an imported VPC without private subnets
         return False
     return any(isinstance(s.node.default_child, ec2.CfnSubnet) and s.node.default_child.ipv6_native for s in subnets)
+
+
+def _addon_version(version: str) -> tuple[int, ...] | None:
+    found = re.match(r"^v?(\d+)\.(\d+)\.(\d+)", version)
+    return tuple(int(g) for g in found.groups()) if found else None
+
+
+def _check_multi_nic(specs: Sequence[NodeGroupSpec], versions: Mapping[str, str]) -> None:
+    """Multi-NIC mode needs instance types with several network cards, and VPC CNI 1.20 or later."""
+    for spec in specs:
+        for t in spec.instance_types:
+            try:
+                cards = len(_max_pods.limits(t).network_card_enis)
+            except _max_pods.UnknownInstanceType:
+                raise ValueError(f"node group {spec.name}: {t} is not in the instance table, so its network cards are "
+                                 "unknown; multi-NIC mode needs types with several (e.g. c6in.32xlarge)") from None
+            if cards < 2:
+                raise ValueError(f"node group {spec.name}: {t} has one network card; VpcCniConfig(multi_nic=True) "
+                                 "needs instance types with several (e.g. c6in.32xlarge, p5.48xlarge)")
+    given = versions.get("vpc-cni")
+    if given is not None:
+        parsed = _addon_version(given)
+        if parsed is None or parsed < (1, 20, 0):
+            raise ValueError(f"addon_versions['vpc-cni']={given!r}: multi-NIC mode needs the VPC CNI add-on "
+                             f"{MULTI_NIC_MIN_ADDON_VERSION} or later")
 
 
 def _check_zones(vpc: ec2.IVpc) -> None:
@@ -226,7 +298,8 @@ class EksCluster(Construct):
     ``cni_role``, ``node_role``, ``cluster_role``, ``control_plane_security_group``,
     ``node_security_group`` (IPv6 egress when the VPC is dual-stack), ``secrets_key`` (the KMS key or
     None), ``control_plane_log_group`` (or None), ``nodegroups`` (name ->
-    ``Nodegroup``), ``launch_templates`` (name -> ``ec2.LaunchTemplate``), ``max_pods`` (name -> int).
+    ``Nodegroup``), ``launch_templates`` (name -> ``ec2.LaunchTemplate``), ``max_pods`` (name -> int),
+    ``ami_types`` (name -> ``NodegroupAmiType``, chosen from the instance types' architecture).
 
     Node user data: ``node_user_data[name]`` is an ``ec2.UserData`` (shell) that runs on every node
     of the group after nodeadm's configuration; add commands to it before synth (Multus uses it to
@@ -255,6 +328,7 @@ class EksCluster(Construct):
         control_plane_log_retention: logs.RetentionDays | None = logs.RetentionDays.ONE_MONTH,
         coredns_after_nodes: bool = True,
     ) -> None:
+        typecheck.check_call("EksCluster", EksCluster.__init__, locals())
         super().__init__(scope, id)
         # --- inputs, validated before anything is made ---------------------------------------
         vpc_egress = getattr(vpc, "pod_ipv4_egress", None)
@@ -292,6 +366,7 @@ class EksCluster(Construct):
         self._specs = {s.name: s for s in specs}
         self.multus_enis: dict[str, int] = {s.name: 0 for s in specs}  # set by set_multus_enis (eksnet.multus)
         self.max_pods: dict[str, int] = {s.name: self._node_max_pods(s) for s in specs}
+        self.ami_types: dict[str, eks.NodegroupAmiType] = {s.name: s.resolved_ami_type() for s in specs}
         if not _CLUSTER_NAME_RE.match(cluster_name or ""):
             raise ValueError(
                 f"cluster_name must be 1-100 characters, letters, digits, '-' and '_', starting with a "
@@ -309,6 +384,9 @@ class EksCluster(Construct):
                 f"{sorted(set(versions) - installed)} (it installs {sorted(installed)})"
             )
         self._check_custom_networking_zones(vpc)
+        if self.vpc_cni.multi_nic:
+            _check_multi_nic(specs, versions)
+            versions.setdefault("vpc-cni", MULTI_NIC_MIN_ADDON_VERSION)
         if not isinstance(secrets_key, bool) and not isinstance(secrets_key, kms.IKey):
             raise TypeError(f"EksCluster.secrets_key must be True, False or a kms.IKey, got {secrets_key!r}")
         if control_plane_log_retention is not None and not isinstance(control_plane_log_retention,
@@ -742,7 +820,7 @@ class EksCluster(Construct):
             nodegroup_name=spec.name,
             node_role=self.node_role,
             instance_types=[ec2.InstanceType(t) for t in spec.instance_types],
-            ami_type=spec.ami_type,
+            ami_type=self.ami_types[spec.name],
             min_size=spec.min_size,
             desired_size=spec.desired_size,
             max_size=spec.max_size,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 
 from constructs import Construct
+from eksnet import typecheck
 from eksnet.function_logs import FunctionLogs
 
 ACCOUNT_KEY = "eksnet:account"
@@ -57,13 +58,7 @@ class DeployEnv:
     cluster_name: str = "myipv6cluster"
 
     def __post_init__(self) -> None:
-        for name in ("account", "region", "cluster_name"):
-            if not isinstance(getattr(self, name), str):
-                raise TypeError(f"DeployEnv.{name} must be a string, got {getattr(self, name)!r} "
-                                f"({type(getattr(self, name)).__name__})")
-        if isinstance(self.azs, str) or not all(isinstance(a, str) for a in self.azs):
-            raise TypeError(f"DeployEnv.azs must be a sequence of zone names such as ('eu-central-1a',), "
-                            f"got {self.azs!r}")
+        typecheck.check_fields(self)
         if not _ACCOUNT_RE.match(self.account):
             raise ValueError(f"{ACCOUNT_KEY} must be a 12-digit AWS account id, got {self.account!r}")
         if not _REGION_RE.match(self.region):

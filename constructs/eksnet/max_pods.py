@@ -23,7 +23,6 @@ it from EC2 when AWS credentials are available.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import functools
 import json
@@ -51,6 +50,17 @@ class InstanceLimits:
     vcpus: int
     hypervisor: str  # "nitro", "xen", or "" (bare metal reports none)
     bare_metal: bool = False
+    architectures: tuple[str, ...] = ("x86_64",)  # EC2's ProcessorInfo.SupportedArchitectures
+    network_card_enis: tuple[int, ...] = ()  # ENIs per network card, by card index (0 first); () if unknown
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "architectures", tuple(self.architectures))
+        object.__setattr__(self, "network_card_enis", tuple(self.network_card_enis))
+
+    @property
+    def architecture(self) -> str:
+        """``arm64`` (Graviton) or ``x86_64``: what the node's AMI must be built for."""
+        return "arm64" if any(a.startswith("arm64") for a in self.architectures) else "x86_64"
 
     @property
     def supports_prefix_delegation(self) -> bool:
@@ -172,6 +182,8 @@ def row_from_describe(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         "vcpus": int(item["VCpuInfo"]["DefaultVCpus"]),
         "hypervisor": item.get("Hypervisor", ""),
         "bare_metal": bool(item.get("BareMetal", False)),
+        "architectures": sorted(item.get("ProcessorInfo", {}).get("SupportedArchitectures", [])),
+        "network_card_enis": [int(cards[i]["MaximumNetworkInterfaces"]) for i in sorted(cards)],
     }
 
 
@@ -201,7 +213,10 @@ def write_table(document: dict[str, Any], path: Path = DATA_FILE) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eksnet.max_pods", description=__doc__.split("\n\n")[0])
+    from eksnet.cli import OneLineParser, error
+
+    prog = "python -m eksnet.max_pods"
+    parser = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     ref = sub.add_parser("refresh", help="rewrite the offline table from EC2 DescribeInstanceTypes (needs credentials)")
     ref.add_argument("--region", default=None, help="region to ask (default: the SDK's)")
@@ -215,18 +230,16 @@ def main(argv: list[str] | None = None) -> int:
     calc.add_argument("--uncapped", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "calc":
-        for it in args.instance_types:
-            print(
-                it,
-                max_pods(
-                    it,
-                    ipv6=args.ipv6,
-                    prefix_delegation=args.prefix_delegation,
-                    custom_networking=args.custom_networking,
-                    trunk_eni=args.pod_security_groups,
-                    cap=not args.uncapped,
-                ),
-            )
+        lines = []
+        for it in args.instance_types:  # every type is checked before anything is printed
+            try:
+                n = max_pods(it, ipv6=args.ipv6, prefix_delegation=args.prefix_delegation,
+                             custom_networking=args.custom_networking, trunk_eni=args.pod_security_groups,
+                             cap=not args.uncapped)
+            except (UnknownInstanceType, ValueError) as exc:
+                return error(prog, str(exc).strip("'\""))
+            lines.append(f"{it} {n}")
+        print("\n".join(lines))
         return 0
     import boto3
     import botocore.exceptions

@@ -362,6 +362,21 @@ def _endpoint_arg(cluster: Cluster, text: str) -> Endpoint:
     return text
 
 
+def _port_arg(dst: Endpoint, port: str | None, protocol: str | None) -> tuple[int | None, Protocol]:
+    """``--port``/``--protocol``: a number, or a named container port of the destination pod resolved to its number."""
+    if port is None:
+        return None, Protocol(protocol or "TCP")
+    if port.isdigit():
+        return int(port), Protocol(protocol or "TCP")
+    if not isinstance(dst, Pod):
+        raise ValueError(f"--port {port!r} is a name, which only a destination pod (namespace/pod) can resolve")
+    named = [cp for cp in dst.ports if cp.name == port and (protocol is None or cp.protocol.value == protocol)]
+    if not named:
+        have = ", ".join(f"{cp.name}={cp.port}/{cp.protocol.value}" for cp in dst.ports) or "none"
+        raise ValueError(f"pod {dst.namespace}/{dst.name} has no container port named {port!r} (named ports: {have})")
+    return named[0].port, named[0].protocol
+
+
 def main(argv: list[str] | None = None) -> int:
     """Is a connection allowed? Exit status 0 allowed, 1 denied, 2 bad input.
 
@@ -369,16 +384,19 @@ def main(argv: list[str] | None = None) -> int:
     SNAPSHOT is ``kubectl get namespaces,pods,networkpolicies -A -o json``; further files add
     NetworkPolicy manifests to try before applying them. SRC and DST are ``namespace/pod`` or an address.
     """
-    import argparse
     import json
-    import sys
 
-    parser = argparse.ArgumentParser(prog="python -m eksnet.policy_eval", description=main.__doc__)
+    from eksnet.cli import OneLineParser, error
+
+    prog = "python -m eksnet.policy_eval"
+    parser = OneLineParser(prog=prog, description=main.__doc__)
     parser.add_argument("snapshot", nargs="+", help="JSON files: a kubectl List and/or NetworkPolicy manifests")
     parser.add_argument("--from", dest="src", required=True, help="namespace/pod or an IP address")
     parser.add_argument("--to", dest="dst", required=True, help="namespace/pod or an IP address")
-    parser.add_argument("--port", type=int, default=None)
-    parser.add_argument("--protocol", choices=[p.value for p in Protocol], default="TCP")
+    parser.add_argument("--port", default=None,
+                        help="a number, or a container port name of the destination pod (e.g. http)")
+    parser.add_argument("--protocol", choices=[p.value for p in Protocol], default=None,
+                        help="TCP unless --port names a container port, whose protocol is then used")
     args = parser.parse_args(argv)
     try:
         docs = []
@@ -387,13 +405,15 @@ def main(argv: list[str] | None = None) -> int:
                 loaded = json.load(f)
             docs.extend(loaded if isinstance(loaded, list) else [loaded])
         cluster = Cluster.from_manifests(docs)
-        verdict = cluster.check(_endpoint_arg(cluster, args.src), _endpoint_arg(cluster, args.dst), args.port,
-                                Protocol(args.protocol))
-    except (OSError, ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        src, dst = _endpoint_arg(cluster, args.src), _endpoint_arg(cluster, args.dst)
+        port, protocol = _port_arg(dst, args.port, args.protocol)
+        verdict = cluster.check(src, dst, port, protocol)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        # bad files, names or manifests: one line, exit 2 (AttributeError/TypeError: a manifest of the wrong shape)
+        return error(prog, f"{type(e).__name__ if isinstance(e, (TypeError, AttributeError)) else ''} {e}".strip())
+    shown = "" if port is None else f"/{port}" + (f" ({args.port})" if str(port) != str(args.port) else "")
     print(f"{'allowed' if verdict.allowed else 'denied'}: {verdict.src_ip} -> {verdict.dst_ip} "
-          f"{args.protocol}{'' if args.port is None else '/' + str(args.port)} ({verdict.reason})")
+          f"{protocol.value}{shown} ({verdict.reason})")
     return 0 if verdict.allowed else 1
 
 

@@ -29,7 +29,10 @@ from typing import Any
 
 from aws_cdk import Token
 
+from eksnet import typecheck
 from eksnet.vpc import PodIpv4Egress
+
+MULTI_NIC_MIN_ADDON_VERSION = "v1.20.0-eksbuild.1"  # the first VPC CNI release with ENABLE_MULTI_NIC
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 CNI_SERVICE_ACCOUNT = "aws-node"
@@ -63,6 +66,7 @@ class SecondaryIpMode:
     minimum_ip_target: int | None = None
 
     def __post_init__(self) -> None:
+        typecheck.check_fields(self)
         for name in ("warm_eni_target", "warm_ip_target", "minimum_ip_target"):
             _check_target("SecondaryIpMode", name, getattr(self, name))
 
@@ -88,6 +92,7 @@ class PrefixMode:
     minimum_ip_target: int | None = None
 
     def __post_init__(self) -> None:
+        typecheck.check_fields(self)
         for name in ("warm_prefix_target", "warm_ip_target", "minimum_ip_target"):
             _check_target("PrefixMode", name, getattr(self, name))
         if self.warm_prefix_target == 0 and not self.warm_ip_target and not self.minimum_ip_target:
@@ -124,6 +129,9 @@ class PodSecurityGroups:
     enforcing_mode: SgEnforcingMode = SgEnforcingMode.STRICT
     disable_tcp_early_demux: bool = True
 
+    def __post_init__(self) -> None:
+        typecheck.check_fields(self)
+
 
 @dataclass(frozen=True)
 class EniSubnet:
@@ -133,6 +141,7 @@ class EniSubnet:
     security_group_ids: tuple[str, ...]
 
     def __post_init__(self) -> None:
+        typecheck.check_fields(self)
         object.__setattr__(self, "security_group_ids", tuple(self.security_group_ids))
         if not self.subnet_id:
             raise ValueError("EniSubnet.subnet_id is empty: give the pod subnet of this zone")
@@ -153,6 +162,7 @@ class CustomNetworking:
     subnets: Mapping[str, EniSubnet]
 
     def __post_init__(self) -> None:
+        typecheck.check_fields(self)
         object.__setattr__(self, "subnets", dict(self.subnets))
         if not self.subnets:
             raise ValueError("CustomNetworking needs one EniSubnet per availability zone of the node groups")
@@ -169,7 +179,10 @@ class VpcCniConfig:
     for IPv6 (the only mode IPv6 has). ``enable_network_policy`` turns on the CNI's network policy
     agent; ``annotate_pod_ip`` makes the CNI annotate each pod with its IP (Calico's kube-controllers
     read it to react faster). ``extra_env`` passes further CNI variables the types here do not cover;
-    it may not override a variable a typed field sets.
+    it may not override a variable a typed field sets. ``multi_nic`` turns on the VPC CNI's multi-NIC mode
+    (``ENABLE_MULTI_NIC``, VPC CNI 1.20 or later): the CNI manages the ENIs of every network card of the
+    instance, and pods that opt in by annotation get an interface on each card. ``EksCluster`` then requires
+    instance types with several network cards and pins the add-on to at least ``MULTI_NIC_MIN_ADDON_VERSION``.
     """
 
     ip_allocation: SecondaryIpMode | PrefixMode | None = None
@@ -178,8 +191,10 @@ class VpcCniConfig:
     enable_network_policy: bool = False
     annotate_pod_ip: bool = False
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    multi_nic: bool = False
 
     def __post_init__(self) -> None:
+        typecheck.check_fields(self)
         object.__setattr__(self, "extra_env", dict(self.extra_env))
         for k, v in self.extra_env.items():
             if not re.match(r"^[A-Z][A-Z0-9_]*$", k) or not isinstance(v, str):
@@ -231,6 +246,8 @@ class VpcCniConfig:
             }
         if self.annotate_pod_ip:
             env["ANNOTATE_POD_IP"] = "true"
+        if self.multi_nic:
+            env["ENABLE_MULTI_NIC"] = "true"
         clash = sorted(set(self.extra_env) & set(env))
         if clash:
             raise ValueError(f"VpcCniConfig.extra_env sets {clash}, which typed fields already set: use those fields")

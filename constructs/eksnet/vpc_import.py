@@ -26,7 +26,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import custom_resources as cr
 
 from constructs import Construct
-from eksnet import nag
+from eksnet import nag, typecheck
 from eksnet.vpc import PodIpv4Egress
 
 _MAX_SUBNETS = 256  # /64s in the /56
@@ -53,6 +53,7 @@ class Ipv6ForImportedVpc(Construct):
 
     def __init__(self, scope: Construct, id: str, *, vpc: ec2.IVpc, internet_gateway_id: str | None = None,
                  first_block_index: int = 0, ipv6_cidr_block: str | None = None) -> None:
+        typecheck.check_call("Ipv6ForImportedVpc", Ipv6ForImportedVpc.__init__, locals())
         super().__init__(scope, id)
         public, private = list(vpc.public_subnets), list(vpc.private_subnets)
         if not public and not private:

@@ -497,7 +497,11 @@ def test_pod_ipv4_egress_is_taken_from_an_eks_vpc():
 
 
 def test_explicit_max_pods_overrides_the_computed_value_and_unknown_types():
-    cluster = _cluster(nodegroups=[NodeGroupSpec("x", ("m5.huge",), max_pods=58)])
+    # an instance type the table lacks needs max_pods, and ami_type (its architecture is unknown too)
+    with pytest.raises(ValueError, match="architecture is unknown: give ami_type"):
+        _cluster(nodegroups=[NodeGroupSpec("x", ("m5.huge",), max_pods=58)])
+    cluster = _cluster(nodegroups=[NodeGroupSpec("x", ("m5.huge",), max_pods=58,
+                                                 ami_type=eks.NodegroupAmiType.AL2023_X86_64_STANDARD)])
     assert cluster.max_pods == {"x": 58}
 
 
@@ -611,3 +615,41 @@ def test_pod_security_groups_lower_max_pods_by_the_trunk_eni():
         vpc_cni=VpcCniConfig(pod_security_groups=PodSecurityGroups()), nodegroups=[NodeGroupSpec("sg", ("m5.large",))]
     )
     assert cluster.max_pods == {"sg": 20}
+
+
+def test_a_graviton_node_group_gets_the_arm_al2023_ami():
+    cluster = _cluster(nodegroups=[NodeGroupSpec("arm", ("m7g.large", "c7g.large")), NodeGroupSpec("x86")])
+    assert cluster.ami_types == {"arm": eks.NodegroupAmiType.AL2023_ARM_64_STANDARD,
+                                 "x86": eks.NodegroupAmiType.AL2023_X86_64_STANDARD}
+    cfn = cluster.nodegroups["arm"].node.default_child
+    assert cfn.ami_type == "AL2023_ARM_64_STANDARD"
+
+
+def test_a_node_group_mixing_architectures_is_refused():
+    with pytest.raises(ValueError, match=r"two architectures .*split them"):
+        _cluster(nodegroups=[NodeGroupSpec("mixed", ("m7g.large", "m5.large"))])
+
+
+def test_an_ami_type_of_the_other_architecture_is_refused():
+    spec = NodeGroupSpec("arm", ("m7g.large",), ami_type=eks.NodegroupAmiType.AL2023_X86_64_STANDARD)
+    with pytest.raises(ValueError, match="built for x86_64 but .* are arm64: use AL2023_ARM_64_STANDARD"):
+        _cluster(nodegroups=[spec])
+
+
+def test_multi_nic_mode_renders_its_flag_and_pins_the_addon_to_1_20():
+    cluster = _cluster(ip_family=eks.IpFamily.IP_V4, vpc_cni=VpcCniConfig(multi_nic=True),
+                       nodegroups=[NodeGroupSpec("net", ("c6in.32xlarge",))])
+    cfn = cluster.addons["vpc-cni"].node.default_child
+    assert cfn.addon_version == "v1.20.0-eksbuild.1"
+    config = cdk.Stack.of(cfn).resolve(cfn.configuration_values)
+    assert '"ENABLE_MULTI_NIC":"true"' in json.dumps(config, separators=(",", ":")).replace("\\", "")
+
+
+def test_multi_nic_mode_refuses_single_card_types_and_older_addons():
+    with pytest.raises(ValueError, match="m5.large has one network card"):
+        _cluster(vpc_cni=VpcCniConfig(multi_nic=True), nodegroups=[NodeGroupSpec("x", ("m5.large",))])
+    with pytest.raises(ValueError, match=r"needs the VPC CNI add-on v1.20.0-eksbuild.1 or later"):
+        _cluster(vpc_cni=VpcCniConfig(multi_nic=True), nodegroups=[NodeGroupSpec("x", ("c6in.32xlarge",))],
+                 addon_versions={"vpc-cni": "v1.19.6-eksbuild.1"})
+    assert _cluster(vpc_cni=VpcCniConfig(multi_nic=True), nodegroups=[NodeGroupSpec("x", ("c6in.32xlarge",))],
+                    addon_versions={"vpc-cni": "v1.21.1-eksbuild.3"}).addons["vpc-cni"]

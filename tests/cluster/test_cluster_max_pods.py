@@ -108,6 +108,8 @@ def test_the_shipped_table_is_package_data():
     shipped = json.loads((files("eksnet") / "data" / "instance_limits.json").read_text())
     assert len(shipped["instanceTypes"]) > 500
     assert shipped["instanceTypes"]["t3.medium"] == {
+        "architectures": ["x86_64"],
+        "network_card_enis": [3],
         "bare_metal": False,
         "hypervisor": "nitro",
         "ipv4_per_eni": 6,
@@ -134,6 +136,14 @@ def test_refresh_reads_the_default_network_card_of_describe_instance_types(tmp_p
     }
     name, row = mp.row_from_describe(item)
     assert (name, row["max_enis"], row["vcpus"]) == ("p5.48xlarge", 2, 192)
+    assert row["network_card_enis"] == [2] * 32  # every card's ENIs are kept (multi-NIC mode uses them)
+
+
+def test_refresh_keeps_the_architecture_ec2_reports():
+    with mock_aws():
+        document = mp.fetch(boto3.client("ec2", region_name="eu-central-1"), "test")
+    assert document["instanceTypes"]["m7g.large"]["architectures"] == ["arm64"]
+    assert document["instanceTypes"]["m5.large"]["architectures"] == ["x86_64"]
 
 
 def test_refresh_rewrites_the_table_from_ec2(tmp_path):
@@ -174,3 +184,10 @@ def test_security_groups_for_pods_lose_the_trunk_enis_slot():
 
 def test_custom_networking_and_trunk_eni_together_take_two_enis():
     assert mp.max_pods("m5.xlarge", trunk_eni=True, custom_networking=True) == 2 * 14 + 2
+
+
+def test_the_table_carries_each_types_architecture_and_network_cards():
+    assert mp.limits("m7g.large").architecture == "arm64"
+    assert mp.limits("t3.medium").architecture == "x86_64"
+    assert mp.limits("c6in.32xlarge").network_card_enis == (8, 8)
+    assert all(lim.architectures and lim.network_card_enis for lim in mp._table().values())

@@ -143,7 +143,6 @@ def test_prefix_delegation_flag_follows_mode_and_family():
         ),
         (lambda: render(VpcCniConfig(ip_allocation=SecondaryIpMode()), ipv6=True), "always use prefix mode"),
         (lambda: SecondaryIpMode(warm_ip_target=-1), "whole number >= 0"),
-        (lambda: PrefixMode(warm_prefix_target=True), "whole number >= 0"),
         (lambda: PrefixMode(warm_prefix_target=0), "keeps no address in reserve"),
         (lambda: CustomNetworking({}), "one EniSubnet per availability zone"),
         (lambda: CustomNetworking({"subnet-a": EniSubnet("subnet-a", ("sg-1",))}), "not an availability zone"),
@@ -156,6 +155,11 @@ def test_prefix_delegation_flag_follows_mode_and_family():
 def test_invalid_combinations_fail_with_a_message_that_says_what_to_change(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_a_boolean_is_not_a_count():
+    with pytest.raises(TypeError, match=r"PrefixMode.warm_prefix_target must be int or None, got True \(bool\)"):
+        PrefixMode(warm_prefix_target=True)
 
 
 def test_security_group_policy_is_valid_against_its_crd_schema():

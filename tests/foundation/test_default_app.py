@@ -48,3 +48,15 @@ def test_every_nag_suppression_names_a_resource_and_a_reason(cdk_out):
             assert len(suppressed["reason"].strip()) >= 20, suppressed
             stacks = {c["constructPath"].split("/")[0] for c in suppressed["violatingConstructs"]}
             assert suppressed["acknowledgedAt"] not in stacks, f"blanket suppression at a stack: {suppressed}"
+
+
+def test_synth_prints_nothing_a_user_cannot_act_on(tmp_path):
+    import subprocess
+
+    from support.paths import ROOT, VENV_BIN, tool_env
+
+    proc = subprocess.run([str(VENV_BIN / "python"), "-m", "apps.main"], cwd=ROOT,
+                          env=tool_env() | {"CDK_OUTDIR": str(tmp_path / "out")},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (proc.stdout + proc.stderr).strip(), (proc.stdout + proc.stderr)[-3000:]

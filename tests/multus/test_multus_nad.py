@@ -276,3 +276,41 @@ def test_nad_namespace_must_be_a_dns_label():
 def test_unknown_capability_is_refused():
     with pytest.raises(MultusConfigError, match="unknown CNI capability"):
         NetworkAttachmentDefinition(name="n", interface=Macvlan(master="multus1"), capabilities=("ip",))
+
+
+# --- IPv6 routes and CNI 1.1.0 (issue 11, item 7) -------------------------------------------------------------
+
+def dual_stack_ranges():
+    return (IpRange("10.0.96.0/24"), IpRange("2600:1f14::/64"))
+
+
+def test_cni_1_1_0_is_offered():
+    nad = NetworkAttachmentDefinition(name="n", cni_version=CniVersion.V1_1_0,
+                                      interface=Ipvlan(master="multus1", plugin="eksnet-ipvlan"),
+                                      ipam=EksnetIpam(pool="multus1"))
+    assert nad.cni_config()["cniVersion"] == "1.1.0"
+
+
+def test_ipv6_addresses_with_only_ipv4_routes_are_refused():
+    with pytest.raises(MultusConfigError, match="IPv6 addresses but its routes are all IPv4"):
+        NetworkAttachmentDefinition(name="n", interface=Ipvlan(master="multus1"),
+                                    ipam=EksnetIpam(ranges=dual_stack_ranges(), routes=(Route("10.0.0.0/16"),)))
+
+
+def test_ipv6_addresses_with_an_ipv6_route_render_both_routes():
+    nad = NetworkAttachmentDefinition(name="n", interface=Ipvlan(master="multus1"),
+                                      ipam=HostLocalIpam(ranges=dual_stack_ranges(),
+                                                         routes=(Route("10.0.0.0/16"), Route("2600:1f14::/56"))))
+    assert nad.cni_config()["ipam"]["routes"] == [{"dst": "10.0.0.0/16"}, {"dst": "2600:1f14::/56"}]
+
+
+def test_a_route_may_be_a_deploy_time_token_with_its_family():
+    import aws_cdk as cdk
+
+    token = cdk.Token.as_string(cdk.Fn.get_att("MultusSubnet", "Ipv6CidrBlock"))  # known at deploy time only
+    assert Route(token, family=6).family == 6
+    with pytest.raises(MultusConfigError, match="needs family=4 or family=6"):
+        Route(token)
+    with pytest.raises(MultusConfigError, match="is IPv4, not IPv6"):
+        Route("10.0.0.0/16", family=6)
+    assert Route("10.0.0.0/16").family == 4

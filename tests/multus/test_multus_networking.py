@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
@@ -23,6 +27,7 @@ from eksnet.multus import (
 from eksnet.vpc import EksVpc, MultusNetwork
 from support import cfn
 
+REPO = Path(__file__).resolve().parents[2]
 INSTANCE = "t3.large"
 NODEGROUP = "ng"
 
@@ -128,7 +133,9 @@ def test_first_nodes_launch_only_after_the_hooks_exist(built):
     depends = set(template["Resources"][size_id]["DependsOn"])
     hooks = {lid for lid, _ in cfn.props(template, "AWS::AutoScaling::LifecycleHook")}
     assert hooks and hooks <= depends
-    assert "Update" not in template["Resources"][size_id]["Properties"]  # later deploys leave the size alone
+    # runs again only when its properties change: the sizes in the app, or the node group (its ARN) replaced
+    update = json.dumps(template["Resources"][size_id]["Properties"]["Update"])
+    assert update == create and ng_id in create and "Arn" in create
 
 
 def test_every_nodes_user_data_carries_the_same_node_config(built):
@@ -139,7 +146,8 @@ def test_every_nodes_user_data_carries_the_same_node_config(built):
 # --- refusals: nothing half-made, messages that say what to change ----------------------------------------------
 
 def test_an_instance_type_that_cannot_hold_the_enis_is_refused():
-    with pytest.raises(ValueError, match=r"t3\.medium holds at most 3 network interface\(s\).*3 Multus ENI\(s\) need 4"):
+    with pytest.raises(ValueError, match=r"node group ng: t3\.medium holds at most 3 network interface\(s\).*"
+                                         r"3 Multus ENI\(s\) need 4"):
         build([MultusInterface()] * 3, instance="t3.medium")
 
 
@@ -193,3 +201,23 @@ def test_each_interface_may_bring_its_own_supernet():
 def test_interface_validation(kwargs, message):
     with pytest.raises(MultusConfigError, match=message):
         MultusInterface(**kwargs)
+
+
+@pytest.mark.netns
+def test_the_node_setup_serves_the_pool_and_names_the_master_the_nad_uses(node):
+    # what MultusNetworking writes into the user data, run by the node setup on a "node" (fake IMDS: device 1 has
+    # two IPv4 /28 and one IPv6 /80 delegated)
+    _, _, networking = build([MultusInterface(ipv4_prefixes=1, ipv6_prefixes=1)], stack_id="MnNode")
+    config = node["root"] / "etc/eksnet/multus.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(json.dumps(networking.node_config))
+    env = {"PATH": os.environ["PATH"], "EKSNET_IMDS": node["imds"], "EKSNET_ROOT": str(node["root"])}
+    proc = subprocess.run(["ip", "netns", "exec", node["ns"], sys.executable, "-m", "node_runtime.node.setup",
+                           "--wait", "5"], env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    nad = networking.nad("net1", interface=1).cni_config()
+    pools = json.loads((node["root"] / "etc/eksnet/ipamd.json").read_text())["pools"]
+    assert list(pools) == [nad["ipam"]["pool"]]
+    links = subprocess.run(["ip", "-n", node["ns"], "-j", "link", "show", "dev", nad["master"]],
+                           capture_output=True, text=True)
+    assert links.returncode == 0, f"no link {nad['master']} on the node"

@@ -84,3 +84,17 @@ def test_cli_tries_extra_policies_from_further_files(snapshot_file, tmp_path):
 def test_cli_exits_2_on_an_unknown_pod(snapshot_file, capsys):
     code = main([str(snapshot_file), "--from", "deploy2/nope", "--to", "192.168.7.21", "--port", "80"])
     assert (code, "no pod deploy2/nope" in capsys.readouterr().err) == (2, True)
+
+
+def test_cli_resolves_a_named_port_on_the_destination_pod(snapshot_file, capsys):
+    code = main([str(snapshot_file), "--from", "deploy1/deploy1-abc", "--to", "deploy1/deploy1-abc",
+                 "--port", "http"])
+    out = capsys.readouterr().out
+    assert code == 0 and "TCP/8080 (http)" in out
+
+
+def test_cli_refuses_a_port_name_the_pod_does_not_have(snapshot_file, capsys):
+    code = main([str(snapshot_file), "--from", "deploy2/deploy2-def", "--to", "deploy1/deploy1-abc",
+                 "--port", "grpc"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no container port named 'grpc' (named ports: http=8080/TCP)" in err

@@ -110,5 +110,5 @@ def test_an_environment_agnostic_stack_gets_the_form_that_works_everywhere():
 def test_a_reservation_type_that_is_not_the_enum_is_refused_with_its_name(bad):
     stack = cdk.Stack(cdk.App(), "Bad")
     subnet = ec2.Subnet.from_subnet_attributes(stack, "S", subnet_id="subnet-1", availability_zone="x")
-    with pytest.raises(TypeError, match=r"reservation_type must be a CidrReservationType.*PREFIX"):
+    with pytest.raises(TypeError, match=r"SubnetCidrReservation.reservation_type must be CidrReservationType \(one of PREFIX, EXPLICIT\)"):
         SubnetCidrReservation(stack, "R", subnet=subnet, cidr="10.0.0.0/28", reservation_type=bad)

@@ -230,7 +230,17 @@ class MultusNetworking(Construct):
         self.pools = self.node_interfaces.pools
         self.vpc = vpc
         self.cluster = cluster
-        # maxPods and the ENI fit are checked before anything is made (set_multus_enis raises on a misfit).
+        # maxPods and the ENI fit are checked before anything is made, for every group before any is changed.
+        from eksnet import max_pods as _max_pods
+
+        for name in names:
+            for instance_type in cluster.nodegroups[name].node.default_child.instance_types or ():
+                try:
+                    _max_pods.check_multus_fit(instance_type, n)
+                except _max_pods.UnknownInstanceType:
+                    continue
+                except ValueError as exc:
+                    raise MultusConfigError(f"node group {name}: {exc}") from None
         self.max_pods = {name: cluster.set_multus_enis(name, n) for name in names}
 
         # --- subnets, security group ---------------------------------------------------------------------------
@@ -339,8 +349,10 @@ class MultusNetworking(Construct):
         """Start ``ng`` at size 0 and give it its real size once the hooks, rule and Lambda exist.
 
         A managed node group's Auto Scaling group is made by EKS, so the hooks can only be added after it exists;
-        instances launched before would never be held. Only ``on_create``: later deploys leave the size to the
-        cluster autoscaler or the operator (the template's 0 never changes, so CloudFormation never resets it).
+        instances launched before would never be held. The call runs when the resource is created and again only
+        when its properties change: the group's sizes in the app, or the group itself (its ARN, in the physical id,
+        changes when CloudFormation replaces it). Other deploys leave the size to the cluster autoscaler or the
+        operator (the template's 0 never changes, so CloudFormation never resets it).
         """
         cfn = ng.node.default_child
         stack = cdk.Stack.of(self)
@@ -353,10 +365,10 @@ class MultusNetworking(Construct):
             service="EKS", action="updateNodegroupConfig",
             parameters={"clusterName": self.cluster.cluster_name, "nodegroupName": cfn.attr_nodegroup_name,
                         "scalingConfig": sizes},
-            physical_resource_id=cr.PhysicalResourceId.of(f"{self.cluster.cluster_name}/{name}/initial-size"),
+            physical_resource_id=cr.PhysicalResourceId.of(ng.nodegroup_arn),
         )
         scaler = cr.AwsCustomResource(
-            self, f"Size{name}", on_create=call, install_latest_aws_sdk=False,
+            self, f"Size{name}", on_create=call, on_update=call, install_latest_aws_sdk=False,
             policy=cr.AwsCustomResourcePolicy.from_statements([
                 iam.PolicyStatement(actions=["eks:UpdateNodegroupConfig"], resources=[ng.nodegroup_arn]),
             ]),
