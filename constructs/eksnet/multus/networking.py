@@ -350,9 +350,8 @@ class MultusNetworking(Construct):
 
         A managed node group's Auto Scaling group is made by EKS, so the hooks can only be added after it exists;
         instances launched before would never be held. The call runs when the resource is created and again only
-        when its properties change: the group's sizes in the app, or the group itself (its ARN, in the physical id,
-        changes when CloudFormation replaces it). Other deploys leave the size to the cluster autoscaler or the
-        operator (the template's 0 never changes, so CloudFormation never resets it).
+        when its properties change (the group's sizes in the app). Other deploys leave the size to the cluster
+        autoscaler or the operator (the template's 0 never changes, so CloudFormation never resets it).
         """
         cfn = ng.node.default_child
         stack = cdk.Stack.of(self)
@@ -365,7 +364,7 @@ class MultusNetworking(Construct):
             service="EKS", action="updateNodegroupConfig",
             parameters={"clusterName": self.cluster.cluster_name, "nodegroupName": cfn.attr_nodegroup_name,
                         "scalingConfig": sizes},
-            physical_resource_id=cr.PhysicalResourceId.of(ng.nodegroup_arn),
+            physical_resource_id=cr.PhysicalResourceId.of(f"{self.cluster.cluster_name}/{name}/size"),
         )
         scaler = cr.AwsCustomResource(
             self, f"Size{name}", on_create=call, on_update=call, install_latest_aws_sdk=False,
