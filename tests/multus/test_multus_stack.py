@@ -157,3 +157,16 @@ def test_node_user_data_fits_ec2s_16_kib_limit(synth):
     shell = synth["stack"].eks_cluster.node_user_data[scenario.NODEGROUP].render().encode()
     base64_part = 4 * -(-len(shell) // 3)  # the MIME document carries the shell part base64-encoded
     assert base64_part + 2048 < 16 * 1024, "2 KiB left for the MIME headers and nodeadm's NodeConfig part"
+
+
+def test_a_managed_node_group_is_described_by_its_bare_name_not_its_ref(synth):
+    """CloudFormation's Ref of a node group is "<cluster>/<nodegroup>", which DescribeNodegroup refuses."""
+    template = synth["template"]
+    nodegroups = set(dict(cfn.props(template, "AWS::EKS::Nodegroup")))
+    describes = [props["Create"] for _, props in cfn.props(template, "Custom::AWS")
+                 if "describeNodegroup" in json.dumps(props["Create"])]
+    assert describes, "the stack reads its managed group's Auto Scaling group name with describeNodegroup"
+    for create in describes:
+        parts = json.dumps(create)
+        assert all(f'{{"Ref": "{ng}"}}' not in parts for ng in nodegroups)
+        assert any(f'{{"Fn::GetAtt": ["{ng}", "NodegroupName"]}}' in parts for ng in nodegroups)

@@ -283,7 +283,9 @@ class MultusEniAttacher(Construct):
             cluster, name = ng.cluster_name, ng.nodegroup_name
             arn = stack.format_arn(service="eks", resource="nodegroup", resource_name=f"{cluster}/{name}/*")
         else:
-            cluster, name, arn = ng.cluster.cluster_name, ng.nodegroup_name, ng.nodegroup_arn
+            # Not ``ng.nodegroup_name``: that is CloudFormation's Ref, "<cluster>/<nodegroup>" (aws-cdk#22442),
+            # which DescribeNodegroup refuses; the resource's NodegroupName attribute is the bare name.
+            cluster, name, arn = ng.cluster.cluster_name, ng.node.default_child.attr_nodegroup_name, ng.nodegroup_arn
         call = cr.AwsSdkCall(
             service="EKS", action="describeNodegroup",
             parameters={"clusterName": cluster, "nodegroupName": name},
