@@ -29,6 +29,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from eksnet import typecheck
+
 API_VERSION = "networking.k8s.io/v1"
 KIND = "NetworkPolicy"
 
@@ -110,8 +112,7 @@ class Requirement:
     values: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.operator, SelectorOperator):
-            raise TypeError(f"operator of {self.key!r} must be a SelectorOperator, got {self.operator!r}")
+        typecheck.check_fields(self)
         check_label_key(self.key)
         object.__setattr__(self, "values", tuple(self.values))
         needs_values = self.operator in (SelectorOperator.IN, SelectorOperator.NOT_IN)
@@ -140,6 +141,7 @@ class LabelSelector:
     match_expressions: tuple[Requirement, ...] = ()
 
     def __post_init__(self) -> None:
+        typecheck.check_fields(self)
         labels = dict(self.match_labels)
         for k, v in labels.items():
             check_label_key(k)
@@ -153,6 +155,8 @@ class LabelSelector:
     @classmethod
     def labels(cls, **labels: str) -> LabelSelector:
         """Shorthand for ``matchLabels`` whose keys are Python identifiers: ``LabelSelector.labels(app="web")``."""
+        for key, value in labels.items():
+            typecheck.check("LabelSelector.labels", key, value, str)
         return cls(match_labels=labels)
 
     @property
@@ -173,6 +177,7 @@ ALL = LabelSelector()
 
 def namespace_named(name: str) -> LabelSelector:
     """Select one namespace by name, through the label the API server sets on every namespace."""
+    typecheck.check_call("namespace_named", namespace_named, locals())
     check_dns_label(name, "namespace name")
     return LabelSelector(match_labels={NAMESPACE_NAME_LABEL: name})
 
@@ -189,10 +194,7 @@ class Port:
     end_port: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.protocol, Protocol):
-            raise TypeError(f"protocol must be a Protocol (TCP, UDP or SCTP), got {self.protocol!r}")
-        if isinstance(self.port, bool):
-            raise TypeError("port must be a number or a container port name, not a bool")
+        typecheck.check_fields(self)  # a bool port, a protocol string: refused here
         if isinstance(self.port, int):
             if not 1 <= self.port <= 65535:
                 raise ValueError(f"port must be in 1-65535, got {self.port}")
@@ -203,8 +205,6 @@ class Port:
                     f"named port {self.port!r} must be an IANA service name: at most 15 lower-case letters, "
                     "digits and single '-', with at least one letter"
                 )
-        elif self.port is not None:
-            raise TypeError(f"port must be an int, a port name or None, got {self.port!r}")
         if self.end_port is not None:
             if not isinstance(self.port, int):
                 raise ValueError("end_port needs a numeric port to start the range (named ports have no range)")
@@ -221,10 +221,12 @@ class Port:
 
 
 def tcp(port: int | str, end_port: int | None = None) -> Port:
+    typecheck.check_call("tcp", tcp, locals())
     return Port(port, Protocol.TCP, end_port)
 
 
 def udp(port: int | str, end_port: int | None = None) -> Port:
+    typecheck.check_call("udp", udp, locals())
     return Port(port, Protocol.UDP, end_port)
 
 
@@ -236,6 +238,7 @@ class IpBlock:
     except_: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        typecheck.check_fields(self)
         net = _network(self.cidr, "ipBlock cidr")
         object.__setattr__(self, "except_", tuple(self.except_))
         for ex in self.except_:
@@ -282,6 +285,7 @@ class Peer:
     ip_block: IpBlock | None = None
 
     def __post_init__(self) -> None:
+        typecheck.check_fields(self)
         has_selector = self.pod_selector is not None or self.namespace_selector is not None
         if self.ip_block is not None and has_selector:
             raise ValueError("a peer is either an ip_block or pod/namespace selectors, not both: use two peers (OR)")
@@ -305,6 +309,7 @@ class Peer:
 
     @classmethod
     def cidr(cls, cidr: str, except_: Iterable[str] = ()) -> Peer:
+        typecheck.check_call("Peer.cidr", Peer.cidr.__func__, locals(), skip=("cls",))
         return cls(ip_block=IpBlock(cidr, tuple(except_)))
 
     def to_dict(self) -> dict[str, Any]:
@@ -326,14 +331,9 @@ class Rule:
     ports: tuple[Port, ...] = ()
 
     def __post_init__(self) -> None:
+        typecheck.check_fields(self)  # Peer objects; Port objects such as tcp(443)
         object.__setattr__(self, "peers", tuple(self.peers))
         object.__setattr__(self, "ports", tuple(self.ports))
-        for p in self.peers:
-            if not isinstance(p, Peer):
-                raise TypeError(f"peers must be Peer objects, got {p!r}")
-        for p in self.ports:
-            if not isinstance(p, Port):
-                raise TypeError(f"ports must be Port objects (e.g. tcp(443)), got {p!r}")
 
     def to_dict(self, peer_key: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -360,6 +360,11 @@ class NetworkPolicy:
     labels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for direction in ("ingress", "egress"):
+            if isinstance(getattr(self, direction), Rule):
+                raise TypeError(f"NetworkPolicy.{direction} must be a tuple of rules, not a single Rule: write "
+                                f"({direction}_rule,)")
+        typecheck.check_fields(self)
         check_dns_subdomain(self.name, "policy name")
         check_dns_label(self.namespace, "policy namespace")
         if self.ingress is None and self.egress is None:
@@ -370,8 +375,6 @@ class NetworkPolicy:
         for direction in ("ingress", "egress"):
             rules = getattr(self, direction)
             if rules is not None:
-                if isinstance(rules, Rule):
-                    raise TypeError(f"{direction} must be a tuple of rules, not a single Rule: write ({direction}_rule,)")
                 object.__setattr__(self, direction, tuple(rules))
         labels = dict(self.labels)
         for k, v in labels.items():
@@ -402,15 +405,18 @@ class NetworkPolicy:
 
 def default_deny_ingress(namespace: str, *, name: str = "default-deny-ingress") -> NetworkPolicy:
     """Isolate every pod of ``namespace`` for ingress with no allow: other policies then open what is needed."""
+    typecheck.check_call("default_deny_ingress", default_deny_ingress, locals())
     return NetworkPolicy(name=name, namespace=namespace, ingress=())
 
 
 def default_deny_egress(namespace: str, *, name: str = "default-deny-egress") -> NetworkPolicy:
     """Isolate every pod of ``namespace`` for egress: the seed's deny-all (nothing leaves, DNS included)."""
+    typecheck.check_call("default_deny_egress", default_deny_egress, locals())
     return NetworkPolicy(name=name, namespace=namespace, egress=())
 
 
 def default_deny_all(namespace: str, *, name: str = "default-deny-all") -> NetworkPolicy:
+    typecheck.check_call("default_deny_all", default_deny_all, locals())
     return NetworkPolicy(name=name, namespace=namespace, ingress=(), egress=())
 
 
@@ -427,6 +433,7 @@ def allow_dns_egress(
     The peer is CoreDNS's pods in its namespace (AND), not "port 53 anywhere", so the rule
     opens no path to an outside resolver.
     """
+    typecheck.check_call("allow_dns_egress", allow_dns_egress, locals())
     peer = Peer.pods_in_namespaces(namespace_named(dns_namespace), LabelSelector(match_labels=dict(dns_pod_labels)))
     return NetworkPolicy(
         name=name, namespace=namespace, pod_selector=pod_selector,
@@ -454,6 +461,7 @@ def allow_ingress(
     pod_selector: LabelSelector = ALL,
 ) -> NetworkPolicy:
     """Allow ``peers`` (OR) to reach the selected pods on ``ports`` (none: all ports)."""
+    typecheck.check_call("allow_ingress", allow_ingress, locals())
     return _allow("ingress", namespace, name, peers, ports, pod_selector)
 
 
@@ -466,13 +474,16 @@ def allow_egress(
     pod_selector: LabelSelector = ALL,
 ) -> NetworkPolicy:
     """Allow the selected pods to reach ``peers`` (OR) on ``ports`` (none: all ports)."""
+    typecheck.check_call("allow_egress", allow_egress, locals())
     return _allow("egress", namespace, name, peers, ports, pod_selector)
 
 
 def allow_all_ingress(namespace: str, *, name: str = "allow-all-ingress") -> NetworkPolicy:
     """One empty rule: every source on every port (overrides any deny in the namespace, policies being a union)."""
+    typecheck.check_call("allow_all_ingress", allow_all_ingress, locals())
     return NetworkPolicy(name=name, namespace=namespace, ingress=(Rule(),))
 
 
 def allow_all_egress(namespace: str, *, name: str = "allow-all-egress") -> NetworkPolicy:
+    typecheck.check_call("allow_all_egress", allow_all_egress, locals())
     return NetworkPolicy(name=name, namespace=namespace, egress=(Rule(),))

@@ -7,8 +7,9 @@ network, and ``nat_gateways="none"`` ends in a bare ``KeyError``. ``check_call``
 before anything is created.
 
 Supported annotations: classes (enums list their members), ``X | None`` and unions, ``Sequence[X]``,
-``tuple[X, ...]``, ``Mapping[K, V]``, ``dict[K, V]``, ``object``/``Any`` (anything), and jsii interfaces
-(``ec2.IVpc``: an object with the interface's members). ``int`` refuses ``bool``; ``float`` takes ``int``.
+``Iterable[X]`` (not a string or a mapping; the elements of a list, tuple or set), ``tuple[X, ...]``,
+``Mapping[K, V]``, ``dict[K, V]``, ``object``/``Any`` (anything), and jsii interfaces (``ec2.IVpc``: an
+object with the interface's members). ``int`` refuses ``bool``; ``float`` takes ``int``.
 """
 
 from __future__ import annotations
@@ -23,27 +24,32 @@ import typing
 from typing import Any
 
 
-def check_call(owner: str, func: Any, arguments: dict[str, Any], skip: tuple[str, ...] = ("self", "scope")) -> None:
-    """Check ``arguments`` (a constructor's ``locals()``) against ``func``'s annotations."""
+def check_call(owner: str, func: Any, arguments: dict[str, Any], skip: tuple[str, ...] = ("self", "scope"),
+               error: type[TypeError] = TypeError) -> None:
+    """Check ``arguments`` (a constructor's or builder's ``locals()``) against ``func``'s annotations.
+
+    ``error``: the exception raised, ``TypeError`` or a subclass of it (the Multus builders raise one that is
+    also their ``MultusConfigError``, so code that catches either keeps working).
+    """
     hints = _hints(func)
     for name in inspect.signature(func).parameters:
         if name in skip or name not in hints or name not in arguments:
             continue
-        check(owner, name, arguments[name], hints[name])
+        check(owner, name, arguments[name], hints[name], error)
 
 
-def check_fields(instance: Any) -> None:
+def check_fields(instance: Any, error: type[TypeError] = TypeError) -> None:
     """Check every field of a dataclass instance against its annotation."""
     cls = type(instance)
     hints = _hints(cls)
     for f in dataclasses.fields(instance):
         if f.name in hints:
-            check(cls.__name__, f.name, getattr(instance, f.name), hints[f.name])
+            check(cls.__name__, f.name, getattr(instance, f.name), hints[f.name], error)
 
 
-def check(owner: str, prop: str, value: Any, annotation: Any) -> None:
+def check(owner: str, prop: str, value: Any, annotation: Any, error: type[TypeError] = TypeError) -> None:
     if not matches(value, annotation):
-        raise TypeError(f"{owner}.{prop} must be {describe(annotation)}, got {value!r} ({type(value).__name__})")
+        raise error(f"{owner}.{prop} must be {describe(annotation)}, got {value!r} ({type(value).__name__})")
 
 
 def matches(value: Any, annotation: Any) -> bool:
@@ -68,6 +74,13 @@ def matches(value: Any, annotation: Any) -> bool:
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             return False
         return not args or all(matches(v, args[0]) for v in value)
+    if origin in (cabc.Iterable, typing.Iterable):
+        # any iterable but a string or a mapping; the elements are checked where they can be without consuming them
+        if isinstance(value, (str, bytes, cabc.Mapping)) or not isinstance(value, cabc.Iterable):
+            return False
+        if args and isinstance(value, (list, tuple, set, frozenset)):
+            return all(matches(v, args[0]) for v in value)
+        return True
     if origin in (cabc.Mapping, dict, typing.Mapping):
         if not isinstance(value, cabc.Mapping):
             return False
@@ -77,6 +90,8 @@ def matches(value: Any, annotation: Any) -> bool:
     if _is_protocol(annotation):
         # jsii returns objects it knows only by interface as a proxy over per-interface delegates
         candidates = [type(value), *(type(d) for d in getattr(value, "_delegates", ()) or ())]
+        if value is not None and any(_declares(c, annotation) for c in candidates):
+            return True  # a class that jsii says implements it (optional members may be absent from it)
         members = _protocol_members(annotation)
         return value is not None and all(any(hasattr(c, m) for c in candidates) for m in members)
     if annotation is int:
@@ -100,6 +115,8 @@ def describe(annotation: Any) -> str:
         return "one of " + ", ".join(map(repr, args))
     if origin in (tuple, cabc.Sequence, list, typing.Sequence):
         return f"a list or tuple of {describe(args[0])}" if args else "a list or tuple"
+    if origin in (cabc.Iterable, typing.Iterable):
+        return f"a list or tuple of {describe(args[0])}" if args else "a list or tuple"
     if origin in (cabc.Mapping, dict, typing.Mapping):
         return f"a mapping of {describe(args[0])} to {describe(args[1])}" if args else "a mapping"
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
@@ -111,7 +128,9 @@ def describe(annotation: Any) -> str:
 
 def _qualified(cls: type) -> str:
     module = cls.__module__
-    for short, prefix in (("ec2", "aws_cdk.aws_ec2"), ("eks", "aws_cdk.aws_eks_v2"), ("kms", "aws_cdk.aws_kms"),
+    if module == "aws_cdk":
+        return f"cdk.{cls.__name__}"
+    for short, prefix in (("autoscaling", "aws_cdk.aws_autoscaling"), ("ec2", "aws_cdk.aws_ec2"), ("eks", "aws_cdk.aws_eks_v2"), ("kms", "aws_cdk.aws_kms"),
                           ("logs", "aws_cdk.aws_logs"), ("iam", "aws_cdk.aws_iam")):
         if module.startswith(prefix):
             return f"{short}.{cls.__name__}"
@@ -125,6 +144,16 @@ def _hints(obj: Any) -> dict[str, Any]:
 
 def _is_protocol(annotation: Any) -> bool:
     return isinstance(annotation, type) and getattr(annotation, "_is_protocol", False)
+
+
+@functools.cache
+def _declares(cls: type, proto: type) -> bool:
+    """Whether ``cls`` (or a base) is declared by jsii (``@jsii.implements``) to implement ``proto`` or a sub-interface."""
+    for klass in cls.__mro__:
+        for iface in getattr(klass, "__dict__", {}).get("__jsii_ifaces__", ()) or ():
+            if proto in getattr(iface, "__mro__", ()):
+                return True
+    return False
 
 
 @functools.cache

@@ -196,7 +196,7 @@ def test_each_interface_may_bring_its_own_supernet():
     ({"ipv4_prefixes": 17}, "0..16"),
     ({"ipv4_prefixes": 0, "ipv6_prefixes": 0}, "above 0"),
     ({"ipv4_subnets": ("192.168.192.0/24",), "ipv4_supernet": "192.168.192.0/20"}, "not both"),
-    ({"per_ip": object()}, "per_ip is for mode=AddressMode.PER_IP"),
+    ({"per_ip": PerIpSettings(range_prefix_length=28)}, "per_ip is for mode=AddressMode.PER_IP"),
 ])
 def test_interface_validation(kwargs, message):
     with pytest.raises(MultusConfigError, match=message):

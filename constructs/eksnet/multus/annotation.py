@@ -7,11 +7,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from eksnet import typecheck
 from eksnet.multus.nad import (
     _MAC,
     NETWORKS_ANNOTATION,
     MultusConfigError,
+    MultusTypeError,
     NetworkAttachmentDefinition,
+    _check_fields,
     _interface,
     check_ifname,
     check_k8s_name,
@@ -38,6 +41,7 @@ class NetworkSelection:
     mac: str | None = None
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         object.__setattr__(self, "ips", tuple(self.ips))
         nad = self.network if isinstance(self.network, NetworkAttachmentDefinition) else None
         check_k8s_name(self.name, "network")
@@ -100,6 +104,10 @@ def network_selection_annotation(
     then the JSON list form the multi-net spec defines. Two selections may not give the pod the same
     interface name.
     """
+    for i, network in enumerate(networks):
+        typecheck.check("network_selection_annotation", f"networks[{i}]", network,
+                        str | NetworkAttachmentDefinition | NetworkSelection, MultusTypeError)
+    typecheck.check("network_selection_annotation", "force_json", force_json, bool, MultusTypeError)
     if not networks:
         raise MultusConfigError("select at least one network")
     selections = [n if isinstance(n, NetworkSelection) else NetworkSelection(n) for n in networks]

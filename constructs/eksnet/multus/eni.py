@@ -45,7 +45,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import custom_resources as cr
 
 from constructs import Construct
-from eksnet import nag
+from eksnet import nag, typecheck
+from eksnet.multus.nad import MultusTypeError, _check_fields
 
 # The Lambda asset: package data of eksnet (``eksnet/multus/lambda_multus_eni``: in a checkout a link to
 # ``lambda/multus_eni``, in an installed wheel a copy), found from the installed package, never the working directory.
@@ -90,6 +91,9 @@ class NodegroupRef:
     cluster_name: str
     nodegroup_name: str
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+
 
 class MultusEniAttacher(Construct):
     """Lifecycle hooks, an EventBridge rule, the Multus ENI Lambda, its sweeper, a DLQ and least-privilege IAM.
@@ -133,6 +137,7 @@ class MultusEniAttacher(Construct):
         sweep_interval: cdk.Duration | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
+        typecheck.check_call("MultusEniAttacher", MultusEniAttacher.__init__, locals(), error=MultusTypeError)
         super().__init__(scope, id)
         heartbeat_timeout = heartbeat_timeout or cdk.Duration.minutes(5)
         sweep_interval = sweep_interval or cdk.Duration.minutes(30)

@@ -17,7 +17,14 @@ import yaml
 from aws_cdk import aws_eks_v2 as eks
 
 from constructs import Construct
-from eksnet.multus.nad import MultusConfigError, NetworkAttachmentDefinition, check_namespace
+from eksnet import typecheck
+from eksnet.multus.nad import (
+    MultusConfigError,
+    MultusTypeError,
+    NetworkAttachmentDefinition,
+    _check_fields,
+    check_namespace,
+)
 
 # --------------------------------------------------------------------------------------------
 # The Multus install (thick plugin, AWS build)
@@ -39,6 +46,7 @@ _EKS_REGISTRY_ACCOUNTS = {
 
 def multus_image(region: str, version: str = MULTUS_VERSION) -> str:
     """The thick-plugin image of ``version`` in ``region``'s EKS registry."""
+    typecheck.check_call("multus_image", multus_image, locals(), error=MultusTypeError)
     account = _EKS_REGISTRY_ACCOUNTS.get(region, "602401143452")
     suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
     return f"{account}.dkr.ecr.{region}.{suffix}/eks/multus-cni:{version}_thick"
@@ -77,6 +85,9 @@ class MultusManifests:
     config_map: dict[str, Any]
     daemon_set: dict[str, Any]
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+
     def rbac_and_config(self) -> list[dict[str, Any]]:
         return [self.service_account, self.cluster_role, self.cluster_role_binding, self.config_map]
 
@@ -95,6 +106,7 @@ def multus_manifests(
     The daemon generates ``00-multus.conf`` from ``default_network_conf`` (the VPC CNI's conflist), so
     the VPC CNI stays every pod's ``eth0`` and Multus adds what the annotation selects.
     """
+    typecheck.check_call("multus_manifests", multus_manifests, locals(), error=MultusTypeError)
     check_namespace(namespace)
     if not re.match(r"^[0-9]{2}-[A-Za-z0-9._-]+\.conf(list)?$", default_network_conf):
         raise MultusConfigError(
@@ -133,6 +145,7 @@ class MultusInstall(Construct):
         self, scope: Construct, id: str, *, cluster: eks.ICluster, image: str | None = None,
         default_network_conf: str = "10-aws.conflist", log_level: MultusLogLevel = MultusLogLevel.ERROR,
     ) -> None:
+        typecheck.check_call("MultusInstall", MultusInstall.__init__, locals(), error=MultusTypeError)
         super().__init__(scope, id)
         region = cdk.Stack.of(self).region
         if image is None and cdk.Token.is_unresolved(region):
@@ -152,6 +165,7 @@ class MultusInstall(Construct):
 
     def add_network(self, nad: NetworkAttachmentDefinition) -> eks.KubernetesManifest:
         """Apply ``nad`` after the CRD exists. The logical id follows the NAD's namespace and name."""
+        typecheck.check_call("MultusInstall.add_network", MultusInstall.add_network, locals(), error=MultusTypeError)
         key = f"{nad.namespace or 'default'}/{nad.name}"
         if key in self.networks:
             raise MultusConfigError(f"NetworkAttachmentDefinition {key} is added twice")

@@ -23,11 +23,13 @@ import enum
 import ipaddress
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import aws_cdk as cdk
+
+from eksnet import typecheck
 
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 NAD_API_VERSION = "k8s.cni.cncf.io/v1"
@@ -46,6 +48,15 @@ _PCI_ADDRESS = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]
 
 class MultusConfigError(ValueError):
     """A NetworkAttachmentDefinition, IPAM or annotation that no CNI plugin would accept."""
+
+
+class MultusTypeError(MultusConfigError, TypeError):
+    """A Multus prop of the wrong type (``eksnet.typecheck``): a ``TypeError`` naming the prop, what was given and
+    what is accepted, and a ``MultusConfigError`` too, so code that catches either keeps working."""
+
+
+def _check_fields(instance: Any) -> None:
+    typecheck.check_fields(instance, MultusTypeError)
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,6 +145,7 @@ class Route:
     family: int | None = None
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         if self.family not in (None, 4, 6):
             raise MultusConfigError(f"route family {self.family!r}: use 4 or 6")
         if cdk.Token.is_unresolved(self.dst):
@@ -169,6 +181,7 @@ class IpRange:
     gateway: str | None = None
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         net = _network(self.subnet, "host-local subnet")
         bounds = {}
         for key, value in (("rangeStart", self.range_start), ("rangeEnd", self.range_end), ("gateway", self.gateway)):
@@ -224,6 +237,7 @@ class HostLocalIpam(Ipam):
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         object.__setattr__(self, "ranges", tuple(self.ranges))
         object.__setattr__(self, "routes", tuple(self.routes))
         if not self.ranges:
@@ -257,6 +271,7 @@ class StaticAddress:
     gateway: str | None = None
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         iface = _interface(self.address, "static address")
         if self.gateway is not None:
             gw = _address(self.gateway, "static gateway")
@@ -276,6 +291,7 @@ class StaticIpam(Ipam):
     routes: tuple[Route, ...] = ()
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         object.__setattr__(self, "addresses", tuple(self.addresses))
         object.__setattr__(self, "routes", tuple(self.routes))
         seen = set()
@@ -318,6 +334,7 @@ class EksnetIpam(Ipam):
     routes: tuple[Route, ...] = ()
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         sets = tuple(tuple(r) if isinstance(r, tuple | list) else (r,) for r in self.ranges)
         object.__setattr__(self, "ranges", sets)
         object.__setattr__(self, "routes", tuple(self.routes))
@@ -364,6 +381,11 @@ class MacvlanMode(enum.Enum):
     PASSTHRU = "passthru"
 
 
+#: The enum of a link's modes. An alias: inside the interface classes ``type`` is the CNI type property, which
+#: ``typing.get_type_hints`` would find first when it evaluates ``type[...]`` in their annotations.
+_ModeClass = type[enum.Enum]
+
+
 def _check_mtu(mtu: int | None) -> None:
     if mtu is not None and not (68 <= mtu <= 9001):
         raise MultusConfigError(f"mtu {mtu} is out of range: IPv4 needs at least 68 and EC2 allows at most 9001")
@@ -389,9 +411,10 @@ class _LinkOnMaster(Interface):
     plugin: str
     _kind: ClassVar[str]
     _eksnet_type: ClassVar[str]
-    _modes: ClassVar[type[enum.Enum]]
+    _modes: ClassVar[_ModeClass]
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         check_ifname(self.master, f"{self._kind} master")
         _check_mtu(self.mtu)
         if self.plugin not in (self._kind, self._eksnet_type):
@@ -425,7 +448,7 @@ class Ipvlan(_LinkOnMaster):
     plugin: str = "ipvlan"
     _kind: ClassVar[str] = "ipvlan"
     _eksnet_type: ClassVar[str] = EKSNET_IPVLAN_TYPE
-    _modes: ClassVar[type[enum.Enum]] = IpvlanMode
+    _modes: ClassVar[_ModeClass] = IpvlanMode
 
 
 @dataclass(frozen=True)
@@ -440,7 +463,7 @@ class Macvlan(_LinkOnMaster):
     plugin: str = "macvlan"
     _kind: ClassVar[str] = "macvlan"
     _eksnet_type: ClassVar[str] = EKSNET_MACVLAN_TYPE
-    _modes: ClassVar[type[enum.Enum]] = MacvlanMode
+    _modes: ClassVar[_ModeClass] = MacvlanMode
 
     @property
     def ipam_required(self) -> bool:  # type: ignore[override]
@@ -461,6 +484,7 @@ class HostDevice(Interface):
     ipam_required = False
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         given = [k for k in ("device", "hwaddr", "kernelpath", "pci_bus_id") if getattr(self, k) is not None]
         if len(given) != 1:
             raise MultusConfigError(
@@ -504,9 +528,10 @@ class NetworkAttachmentDefinition:
     cni_version: CniVersion = CniVersion.V0_4_0
     network_name: str | None = None
     capabilities: tuple[str, ...] = ()
-    labels: tuple[tuple[str, str], ...] = field(default=())
+    labels: tuple[tuple[str, str], ...] | Mapping[str, str] = field(default=())
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         check_k8s_name(self.name, "NetworkAttachmentDefinition name")
         if self.namespace is not None:
             check_namespace(self.namespace)

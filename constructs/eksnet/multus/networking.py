@@ -33,6 +33,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import custom_resources as cr
 
 from constructs import Construct
+from eksnet import typecheck
 from eksnet.multus.eni import MultusEniAttacher, _acknowledge_custom_resource_provider
 from eksnet.multus.install import MultusInstall
 from eksnet.multus.nad import (
@@ -42,8 +43,10 @@ from eksnet.multus.nad import (
     Ipvlan,
     IpvlanMode,
     MultusConfigError,
+    MultusTypeError,
     NetworkAttachmentDefinition,
     Route,
+    _check_fields,
 )
 from eksnet.multus.node import AddressMode, MultusInterfaces, MultusNodeBootstrap, NodeRuntimeInstall, RpFilter
 from eksnet.multus.perip import PER_IP_NODE_PACKAGES, PerIpMultus, PerIpRanges, plan_ranges
@@ -64,6 +67,9 @@ class PerIpSettings:
 
     ranges: Mapping[str, str] = field(default_factory=dict)
     range_prefix_length: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
 
     def per_ip_ranges(self) -> PerIpRanges:
         if self.ranges:
@@ -96,6 +102,7 @@ class MultusInterface:
     per_ip: PerIpSettings | None = None
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         object.__setattr__(self, "ipv4_subnets", tuple(self.ipv4_subnets))
         if self.ipv4_subnets and self.ipv4_supernet:
             raise MultusConfigError("MultusInterface: give ipv4_subnets (one per zone) or ipv4_supernet, not both")
@@ -176,6 +183,7 @@ class MultusNetworking(Construct):
         first_nodes_after_hooks: bool = True,
         heartbeat_timeout: cdk.Duration | None = None,
     ) -> None:
+        typecheck.check_call("MultusNetworking", MultusNetworking.__init__, locals(), error=MultusTypeError)
         super().__init__(scope, id)
         from eksnet.vpc import MultusNetwork  # eksnet.vpc imports nothing of eksnet.multus: no cycle either way
 
@@ -324,6 +332,7 @@ class MultusNetworking(Construct):
         """An ipvlan NAD on Multus interface ``interface`` (1-based, the device index): ``master`` is that
         interface's name on the node, the IPAM is ``eksnet-ipam`` with that interface's pool, and the routes cover
         the interface's subnets in every zone (IPv4 and, with IPv6, IPv6), plus ``routes``."""
+        typecheck.check_call("MultusNetworking.nad", MultusNetworking.nad, locals(), error=MultusTypeError)
         self._check_index(interface)
         return NetworkAttachmentDefinition(
             name=name, namespace=namespace, cni_version=cni_version,

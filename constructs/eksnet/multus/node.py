@@ -35,6 +35,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 
 from constructs import Construct
+from eksnet import typecheck
+from eksnet.multus.nad import MultusTypeError, _check_fields
 
 NODE_CONFIG = "/etc/eksnet/multus.json"
 SCRIPT_UNIT = "eksnet-multus-interfaces.service"
@@ -98,6 +100,7 @@ class MultusInterfaces:
     per_ip_ranges: Mapping[int, Sequence[Sequence[Mapping[str, str]]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         object.__setattr__(self, "device_indexes", tuple(self.device_indexes))
         if not self.device_indexes:
             raise ValueError("MultusInterfaces needs at least one device index (the Multus ENIs attach at 1..n)")
@@ -200,6 +203,7 @@ class NodeRuntimeInstall:
     unit_dir: str = "/etc/systemd/system"
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         for what, path in (("python", self.python), ("cni_bin_dir", self.cni_bin_dir), ("src_dir", self.src_dir),
                            ("unit_dir", self.unit_dir)):
             if not path.startswith("/") or not re.match(r"^[A-Za-z0-9_./-]+$", path):
@@ -254,10 +258,11 @@ class MultusNodeBootstrap(Construct):
         self, scope: Construct, id: str, *, interfaces: MultusInterfaces | None = None,
         runtime: NodeRuntimeInstall = NodeRuntimeInstall(),
     ) -> None:
-        super().__init__(scope, id)
         if runtime is None:
-            raise ValueError("MultusNodeBootstrap needs runtime=NodeRuntimeInstall(...): the node setup that names "
-                             "and configures the Multus ENIs ships inside the node runtime")
+            raise MultusTypeError("MultusNodeBootstrap.runtime must be NodeRuntimeInstall, got None (NoneType): the "
+                                  "node setup that names and configures the Multus ENIs ships inside the node runtime")
+        typecheck.check_call("MultusNodeBootstrap", MultusNodeBootstrap.__init__, locals(), error=MultusTypeError)
+        super().__init__(scope, id)
         self.interfaces = interfaces or MultusInterfaces()
         self.runtime = runtime
         self.runtime_asset = NodeRuntimeAsset(self, "NodeRuntime")
@@ -267,6 +272,7 @@ class MultusNodeBootstrap(Construct):
     def add_to(self, user_data: ec2.UserData, role: iam.IGrantable) -> list[str]:
         """Append the setup to ``user_data`` (a shell ``UserData``) and let ``role`` read the asset object.
         Returns the shell lines added (the S3 download line aws-cdk-lib writes sits after the first)."""
+        typecheck.check_call("MultusNodeBootstrap.add_to", MultusNodeBootstrap.add_to, locals(), error=MultusTypeError)
         q = shlex.quote
         cmds = [_write_file_command(NODE_CONFIG, json.dumps(self.node_config, indent=2) + "\n", "0644")]
         user_data.add_commands(*cmds)

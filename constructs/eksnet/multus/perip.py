@@ -40,9 +40,9 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 
 from constructs import Construct
-from eksnet import nag
+from eksnet import nag, typecheck
 from eksnet.cidr_reservation import CidrReservationType, SubnetCidrReservation
-from eksnet.multus.nad import EksnetIpam, Route
+from eksnet.multus.nad import EksnetIpam, MultusTypeError, Route, _check_fields
 
 INSTANCE_ARN_TAG = "eksnet.io/instance-arn"  # written on each Multus ENI by the ENI Lambda (SEAMS 3)
 ASSIGN_ACTIONS = ("ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses",
@@ -72,6 +72,7 @@ class PerIpRanges:
     prefix_length: int | None = None
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         if bool(self.ipv4) == (self.prefix_length is not None):
             raise ValueError("PerIpRanges needs exactly one of ipv4 (zone -> CIDR) or prefix_length (a block "
                              "in every zone's Multus subnet)")
@@ -203,6 +204,7 @@ class PerIpMultus(Construct):
                  device_index: int, cluster: Any,
                  prefix_reservations: Mapping[str, Sequence[str]] | None = None,
                  other_ranges: Sequence[ipaddress.IPv4Network] = ()) -> None:
+        typecheck.check_call("PerIpMultus", PerIpMultus.__init__, locals(), error=MultusTypeError)
         super().__init__(scope, id)
         if not 1 <= device_index <= 14:
             raise ValueError(f"PerIpMultus.device_index must be 1..14, got {device_index}")
@@ -228,4 +230,5 @@ class PerIpMultus(Construct):
 
     def ipam(self, routes: Sequence[Route] = ()) -> EksnetIpam:
         """The IPAM of a NAD on this interface: the node runtime's pool of the per-IP range."""
+        typecheck.check_call("PerIpMultus.ipam", PerIpMultus.ipam, locals(), error=MultusTypeError)
         return EksnetIpam(pool=self.pool, routes=tuple(routes))
