@@ -26,7 +26,7 @@ from eksnet.multus import (
     StaticIpam,
 )
 
-SEED = Path(__file__).parent / "data" / "seed003_multus.yaml"
+SEED = Path(__file__).parent / "data" / "walkthrough_multus.yaml"
 
 
 def seed_objects() -> list[dict]:

@@ -19,7 +19,7 @@ from support.gates import cfn_lint
 from apps import multus as scenario
 
 MANIFEST_TYPE = "Custom::AWSCDK-EKS-KubernetesResource"
-SEED = Path(__file__).parent / "data" / "seed003_multus.yaml"
+SEED = Path(__file__).parent / "data" / "walkthrough_multus.yaml"
 PRUNE_LABEL = "aws.cdk.eks/prune-"
 
 
