@@ -21,6 +21,7 @@ Modes (seed 000, "Amazon VPC CNI and Configuration Modes"):
 
 from __future__ import annotations
 
+import copy
 import enum
 import re
 from collections.abc import Mapping
@@ -33,6 +34,10 @@ from eksnet import typecheck
 from eksnet.vpc import PodIpv4Egress
 
 MULTI_NIC_MIN_ADDON_VERSION = "v1.20.0-eksbuild.1"  # the first VPC CNI release with ENABLE_MULTI_NIC
+#: The pod annotation by which a pod opts in to multi-NIC mode (the EKS user guide's "multi-homed pods", and the
+#: VPC CNI's ``multiNICPodAnnotation``); ``MULTI_NIC_ATTACHMENT`` is the only value the VPC CNI defines.
+MULTI_NIC_ANNOTATION = "k8s.amazonaws.com/nicConfig"
+MULTI_NIC_ATTACHMENT = "multi-nic-attachment"
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 CNI_SERVICE_ACCOUNT = "aws-node"
@@ -181,7 +186,8 @@ class VpcCniConfig:
     read it to react faster). ``extra_env`` passes further CNI variables the types here do not cover;
     it may not override a variable a typed field sets. ``multi_nic`` turns on the VPC CNI's multi-NIC mode
     (``ENABLE_MULTI_NIC``, VPC CNI 1.20 or later): the CNI manages the ENIs of every network card of the
-    instance, and pods that opt in by annotation get an interface on each card. ``EksCluster`` then requires
+    instance, and pods that opt in by annotation (``multi_nic_pod_annotation()``, ``with_multi_nic(manifest)``)
+    get an interface on each card; it cannot be combined with ``pod_security_groups``. ``EksCluster`` then requires
     instance types with several network cards and pins the add-on to at least ``MULTI_NIC_MIN_ADDON_VERSION``.
     """
 
@@ -209,6 +215,11 @@ class VpcCniConfig:
         if ipv6 and isinstance(self.ip_allocation, SecondaryIpMode):
             raise ValueError(
                 "IPv6 clusters always use prefix mode (a /80 per node): drop ip_allocation or use PrefixMode()"
+            )
+        if self.multi_nic and self.pod_security_groups is not None:
+            raise ValueError(
+                "multi_nic cannot be combined with pod_security_groups: the VPC CNI's multi-NIC mode does not work "
+                "with security groups for pods (EKS user guide); drop one of the two"
             )
         if ipv6 and self.custom_networking is not None:
             raise ValueError(
@@ -298,6 +309,56 @@ def security_group_policy(
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     }
+
+
+def multi_nic_pod_annotation() -> dict[str, str]:
+    """The annotation a pod carries to get an interface on every network card of its node (multi-NIC mode).
+
+    Without it a pod keeps one interface even where ``VpcCniConfig(multi_nic=True)`` is on; with it, on a node
+    of a multi-card instance type, the VPC CNI gives it one VPC address per card with an ENA adapter (a pod
+    cannot pick cards). Put it in the pod's ``metadata.annotations`` (a workload's pod template), or use
+    ``with_multi_nic`` on a manifest.
+    """
+    return {MULTI_NIC_ANNOTATION: MULTI_NIC_ATTACHMENT}
+
+
+# Where each workload kind keeps the metadata of the pods it makes.
+_POD_METADATA_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("metadata",),
+    **{kind: ("spec", "template", "metadata")
+       for kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController")},
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "metadata"),
+}
+
+
+def with_multi_nic(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a Pod or workload manifest (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob,
+    ReplicationController) whose pods carry ``multi_nic_pod_annotation()``; other annotations are kept.
+
+    Refuses other kinds, and a pod template that already sets the annotation to another value (the VPC CNI
+    would ignore it and give the pod one interface).
+    """
+    typecheck.check_call("with_multi_nic", with_multi_nic, locals())
+    kind = manifest.get("kind")
+    if kind not in _POD_METADATA_PATHS:
+        raise ValueError(f"with_multi_nic: {kind!r} makes no pods; give a Pod or one of "
+                         f"{', '.join(k for k in _POD_METADATA_PATHS if k != 'Pod')}")
+    out = copy.deepcopy(dict(manifest))
+    node = out
+    for key in _POD_METADATA_PATHS[kind]:
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        elif not isinstance(child, dict):
+            raise ValueError(f"with_multi_nic: {kind} {'.'.join(_POD_METADATA_PATHS[kind])} is not an object")
+        node = child
+    annotations = node.setdefault("annotations", {})
+    present = annotations.get(MULTI_NIC_ANNOTATION)
+    if present not in (None, MULTI_NIC_ATTACHMENT):
+        raise ValueError(f"with_multi_nic: the pods already carry {MULTI_NIC_ANNOTATION}={present!r}; the VPC CNI "
+                         f"knows only {MULTI_NIC_ATTACHMENT!r}")
+    annotations.update(multi_nic_pod_annotation())
+    return out
 
 
 def annotate_pod_ip_rbac() -> list[dict[str, Any]]:

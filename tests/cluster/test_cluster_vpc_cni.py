@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import kubernetes_validate
 import pytest
 from eksnet.vpc import PodIpv4Egress
 from eksnet.vpc_cni import (
@@ -16,7 +17,9 @@ from eksnet.vpc_cni import (
     SecondaryIpMode,
     SgEnforcingMode,
     VpcCniConfig,
+    multi_nic_pod_annotation,
     security_group_policy,
+    with_multi_nic,
 )
 
 SNAT = PodIpv4Egress.NODE_SNAT
@@ -200,3 +203,57 @@ def test_security_group_policy_refuses_what_the_crd_or_controller_would(kwargs, 
 def test_security_group_policy_refuses_an_invalid_name():
     with pytest.raises(ValueError, match="valid Kubernetes name"):
         security_group_policy("Bad_Name", "default", security_group_ids=["sg-1"], pod_labels={"a": "b"})
+
+
+# --- multi-NIC: the pods' opt-in ------------------------------------------------------------------------------
+
+DEPLOYMENT = {
+    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "orders", "namespace": "shop"},
+    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "orders"}},
+             "template": {"metadata": {"labels": {"app": "orders"}, "annotations": {"team": "shop"}},
+                          "spec": {"containers": [{"name": "orders", "image": "public.ecr.aws/docker/library/busybox"}]}}},
+}
+
+
+def test_the_multi_nic_opt_in_is_the_annotation_the_vpc_cni_reads():
+    # the key and value of the EKS user guide's multi-homed pods (the VPC CNI's multiNICPodAnnotation)
+    assert multi_nic_pod_annotation() == {"k8s.amazonaws.com/nicConfig": "multi-nic-attachment"}
+
+
+def test_with_multi_nic_annotates_a_workloads_pod_template_and_keeps_the_rest():
+    annotated = with_multi_nic(DEPLOYMENT)
+    assert annotated["spec"]["template"]["metadata"]["annotations"] == {
+        "team": "shop", "k8s.amazonaws.com/nicConfig": "multi-nic-attachment"}
+    assert "annotations" not in annotated["metadata"]  # the Deployment itself is not what the CNI reads
+    assert "k8s.amazonaws.com/nicConfig" not in DEPLOYMENT["spec"]["template"]["metadata"]["annotations"]  # a copy
+    kubernetes_validate.validate(annotated, "1.35", strict=True)
+    assert with_multi_nic(annotated) == annotated  # idempotent
+
+
+def test_with_multi_nic_reaches_the_pods_of_every_workload_kind():
+    pod = with_multi_nic({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                          "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+    assert pod["metadata"]["annotations"] == multi_nic_pod_annotation()
+    kubernetes_validate.validate(pod, "1.35", strict=True)
+    cron = with_multi_nic({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
+                           "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+                               "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}}})
+    assert cron["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["annotations"] == multi_nic_pod_annotation()
+    kubernetes_validate.validate(cron, "1.35", strict=True)
+
+
+def test_with_multi_nic_refuses_what_makes_no_pods_and_a_conflicting_value():
+    with pytest.raises(ValueError, match="'Service' makes no pods; give a Pod or one of Deployment"):
+        with_multi_nic({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}})
+    other = {**DEPLOYMENT, "spec": {**DEPLOYMENT["spec"], "template": {
+        "metadata": {"annotations": {"k8s.amazonaws.com/nicConfig": "all"}}, "spec": {}}}}
+    with pytest.raises(ValueError, match="the VPC CNI knows only 'multi-nic-attachment'"):
+        with_multi_nic(other)
+    with pytest.raises(TypeError, match=r"with_multi_nic.manifest must be a mapping of str to Any, got 'Pod'"):
+        with_multi_nic("Pod")  # type: ignore[arg-type]
+
+
+def test_multi_nic_cannot_be_combined_with_security_groups_for_pods():
+    with pytest.raises(ValueError, match="multi_nic cannot be combined with pod_security_groups"):
+        render(VpcCniConfig(multi_nic=True, pod_security_groups=PodSecurityGroups()))
+    assert render(VpcCniConfig(multi_nic=True))["env"]["ENABLE_MULTI_NIC"] == "true"
