@@ -78,16 +78,21 @@ def _rows(vpc: Vpc) -> list[tuple[str, int]]:
     return [(tier, k) for tier in sorted(counts, key=order) for k in range(counts[tier])]
 
 
-def _route_text(subnet: Subnet) -> str:
-    return ", ".join(f"{r.destination} \u2192 {r.target.value}" for r in subnet.routes) or "no routes out"
+def _route_text(subnet: Subnet, nat_zone: dict[str, str | None]) -> str:
+    """Routes by target; a NAT gateway in another zone is named with its zone (cross-zone traffic)."""
+    def target(r) -> str:
+        zone = nat_zone.get(r.target_id)
+        return r.target.value + (f" ({zone})" if zone and zone != subnet.zone else "")
+
+    return ", ".join(f"{r.destination} \u2192 {target(r)}" for r in subnet.routes) or "no routes out"
 
 
-def _subnet_lines(subnet: Subnet) -> list[str]:
+def _subnet_lines(subnet: Subnet, nat_zone: dict[str, str | None]) -> list[str]:
     lines = [
         f"{subnet.name}  [{subnet.tier}{', DNS64' if subnet.dns64 else ''}]",
         f"IPv4 {subnet.ipv4 or '-'}",
         f"IPv6 {subnet.ipv6 or '-'}",
-        _route_text(subnet),
+        _route_text(subnet, nat_zone),
     ]
     lines += [f"reserved ({r.type}): {r.cidr}" for r in subnet.reservations] or ["no reservations"]
     if subnet.interface is not None:
@@ -127,7 +132,8 @@ def _panel(stack: Stack, vpc: Vpc, top: float, clusters: list[tuple[Stack, Clust
     cluster_lines = [_node_group_lines(c) for _, c in clusters]
 
     width = PAD * 2 + len(zones) * (COL_W + PAD) - PAD
-    subnet_h = max((len(_subnet_lines(s)) for s in vpc.subnets), default=1) * LINE + 12
+    nat_zone = {g.id: g.zone for g in vpc.gateways if g.kind is TargetKind.NAT}
+    subnet_h = max((len(_subnet_lines(s, nat_zone)) for s in vpc.subnets), default=1) * LINE + 12
     panel = draw.Group(id=element_id(stack.name, vpc.id), class_="vpc", data_vpc=vpc_key)
     y = top + PAD
     title = _Box(PAD, y, width - 2 * PAD, TITLE_H)
@@ -170,7 +176,7 @@ def _panel(stack: Stack, vpc: Vpc, top: float, clusters: list[tuple[Stack, Clust
             panel.append(draw.Rectangle(box.x, box.y, box.w, box.h, rx=4, fill=FILL[s.kind], stroke="#444",
                                         id=element_id(stack.name, s.id), class_="subnet", data_zone=zone,
                                         data_tier=s.tier, data_vpc=vpc_key))
-            _texts(panel, box, _subnet_lines(s))
+            _texts(panel, box, _subnet_lines(s, nat_zone))
     y = grid_top + grid_h + PAD
     # Bottom edge: clusters, their node groups and Multus interfaces.
     for (owner, cluster), groups in zip(clusters, cluster_lines, strict=True):

@@ -143,15 +143,12 @@ def test_max_pods_is_computed_by_eksnet_max_pods_for_the_enis_left_to_the_vpc_cn
 
 
 def test_max_pods_equals_what_the_constructs_put_in_the_node_user_data(plan, templates):
-    """One source: the plan and the launch template agree, or the plan says where they do not."""
+    """One source: the plan's maxPods (eksnet.max_pods, Multus ENIs taken out) is the launch template's."""
     for stack, _, group in groups_of(plan).values():
         props = resources(templates[stack.name], "AWS::EKS::Nodegroup")[group.id]
         assert group.user_data_max_pods == user_data_max_pods(templates[stack.name], props)
-        if group.multus_enis == 0:
-            assert group.max_pods == group.user_data_max_pods
-        elif group.max_pods != group.user_data_max_pods:
-            assert any(f"maxPods {group.user_data_max_pods}" in f and f"the {group.max_pods} " in f
-                       for f in plan.findings), plan.findings
+        assert group.max_pods == group.user_data_max_pods, group.name
+    assert not [f for f in plan.findings if "maxPods" in f]
 
 
 def test_the_multus_node_group_has_one_multus_eni_per_multus_subnet_of_its_zone(plan, templates):
