@@ -166,7 +166,8 @@ def test_a_request_over_the_limit_is_refused_as_too_large_by_both_and_one_at_the
     assert len(fake.requests) == 2 and len(answers) == 1  # refused before sending, byte-identical answers
 
 
-def test_the_daemon_refuses_oversized_and_truncated_requests_by_name(daemon):
+def test_the_daemon_refuses_oversized_and_truncated_requests_by_name(socket_daemon):
+    daemon = socket_daemon
     too_large = protocol.call(daemon.socket, b"cni:eksnet-ipam", b"CNI_COMMAND=ADD", b" " * protocol.MAX_REQUEST)
     assert too_large[0] == 1 and json.loads(too_large[1])["code"] == Code.REQUEST_TOO_LARGE
     with socket.socket(socket.AF_UNIX) as s:  # refused from the announced length: the rest is never read
