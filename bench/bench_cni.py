@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 REFERENCE = Path("/usr/lib/cni")
-SAMPLES = 40
+SAMPLES = 100
 DUAL_SAMPLES_REFERENCE = 5
 PARALLEL = (40, 200)
 SIDES = ("native", "python", "ref")
