@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
@@ -163,6 +164,17 @@ def _all_nitro(instance_types: Sequence[str]) -> bool:
         return False
 
 
+@jsii.implements(cdk.IStableStringProducer)
+class _MaxPodsProducer:
+    """A node group's maxPods, read when the template is synthesized (after every construct had its say)."""
+
+    def __init__(self, table: dict[str, int], name: str) -> None:
+        self._table, self._name = table, name
+
+    def produce(self) -> str:
+        return str(self._table[self._name])
+
+
 class EksCluster(Construct):
     """An EKS cluster with managed add-ons, the VPC CNI's IAM and typed VPC CNI modes.
 
@@ -246,12 +258,15 @@ class EksCluster(Construct):
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
             raise ValueError(f"node group names must be unique, got {names}")
+        self._specs = {s.name: s for s in specs}
+        self.multus_enis: dict[str, int] = {s.name: 0 for s in specs}  # set by set_multus_enis (eksnet.multus)
         self.max_pods: dict[str, int] = {s.name: self._node_max_pods(s) for s in specs}
         if not _CLUSTER_NAME_RE.match(cluster_name or ""):
             raise ValueError(
                 f"cluster_name must be 1-100 characters, letters, digits, '-' and '_', starting with a "
                 f"letter or digit, got {cluster_name!r}"
             )
+        self.cluster_name = cluster_name
         logging = list(cluster_logging)
         versions = dict(addon_versions or {})
         installed = {"vpc-cni", "kube-proxy", "coredns"} | (
@@ -442,6 +457,24 @@ class EksCluster(Construct):
                 "add one per zone of the VPC's private subnets"
             )
 
+    def set_multus_enis(self, nodegroup: str, count: int) -> int:
+        """Declare that every node of ``nodegroup`` carries ``count`` Multus ENIs (``eksnet.multus.MultusNetworking``
+        calls this): the VPC CNI cannot use them, so ``max_pods[nodegroup]`` is computed again (and an instance type
+        that cannot hold 1 + ``count`` ENIs is refused). The node user data reads the value at synth. Returns it."""
+        if nodegroup not in self._specs:
+            raise ValueError(f"node group {nodegroup!r} is not one of this cluster's: {sorted(self._specs)}")
+        spec = self._specs[nodegroup]
+        for it in spec.instance_types:
+            try:
+                _max_pods.check_multus_fit(it, count)
+            except _max_pods.UnknownInstanceType:
+                continue  # an explicit max_pods covers types the table lacks (checked in _node_max_pods)
+            except ValueError as exc:
+                raise ValueError(f"node group {nodegroup}: {exc}") from None
+        self.multus_enis[nodegroup] = count
+        self.max_pods[nodegroup] = self._node_max_pods(spec)
+        return self.max_pods[nodegroup]
+
     def _node_max_pods(self, spec: NodeGroupSpec) -> int:
         cni = self.vpc_cni
         for it in spec.instance_types:
@@ -472,6 +505,7 @@ class EksCluster(Construct):
                     prefix_delegation=cni.prefix_delegation(ipv6=self.ipv6),
                     custom_networking=cni.custom_networking is not None,
                     trunk_eni=cni.pod_security_groups is not None,
+                    multus_enis=self.multus_enis.get(spec.name, 0),
                 )
                 for it in spec.instance_types
             )
@@ -592,7 +626,8 @@ class EksCluster(Construct):
         )
 
     def _add_nodegroup(self, spec: NodeGroupSpec) -> None:
-        max_pods = self.max_pods[spec.name]
+        # Read at synth: set_multus_enis may change it after the node group is made.
+        max_pods = cdk.Lazy.string(_MaxPodsProducer(self.max_pods, spec.name))
         shell = ec2.UserData.for_linux()
         user_data = ec2.MultipartUserData()
         user_data.add_part(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 
 from constructs import Construct
+from eksnet.function_logs import FunctionLogs
 
 ACCOUNT_KEY = "eksnet:account"
 REGION_KEY = "eksnet:region"
@@ -81,6 +82,7 @@ class EksnetStack(cdk.Stack):
     def __init__(self, scope: Construct, id: str, *, deploy_env: DeployEnv, **kwargs) -> None:
         super().__init__(scope, id, env=deploy_env.cdk_env, **kwargs)
         self.deploy_env = deploy_env
+        cdk.Aspects.of(self).add(FunctionLogs())  # every function, aws-cdk-lib's included, logs with a retention
 
     @property
     def availability_zones(self) -> list[str]:

@@ -96,16 +96,20 @@ def max_pods(
     custom_networking: bool = False,
     trunk_eni: bool = False,
     max_enis: int | None = None,
+    multus_enis: int = 0,
     cap: bool = True,
 ) -> int:
     """The kubelet ``maxPods`` for ``instance_type`` under the given VPC CNI mode.
 
     ``max_enis`` limits the ENIs the CNI may use (the calculator's ``--cni-max-eni``); ``trunk_eni``
     is security groups for pods (``ENABLE_POD_ENI``), whose trunk ENI is not available to pods.
+    ``multus_enis`` are the Multus ENIs a node carries (``eksnet.multus``): the VPC CNI leaves them alone
+    (``no_manage``), so they are ENIs it cannot use; ``check_multus_fit`` refuses a type that cannot hold them.
     Raises ValueError for a combination the VPC CNI cannot run (IPv6 or prefix mode off Nitro,
     custom networking on a type with a single ENI).
     """
     lim = instance_type if isinstance(instance_type, InstanceLimits) else limits(instance_type)
+    check_multus_fit(lim, multus_enis)
     if ipv6:
         if not lim.supports_prefix_delegation:
             raise ValueError(
@@ -119,14 +123,16 @@ def max_pods(
             f"{lim.instance_type} is not a Nitro instance type: prefix mode (ENABLE_PREFIX_DELEGATION) needs Nitro; "
             "choose a Nitro type or use secondary IP mode"
         )
-    enis = lim.max_enis if max_enis is None else min(max_enis, lim.max_enis)
+    enis = lim.max_enis - multus_enis
+    enis = enis if max_enis is None else min(max_enis, enis)
     if custom_networking:
         enis -= 1
     if trunk_eni:
         enis -= 1
     if enis < 1:
         taken = " and ".join(
-            n for n, on in (("custom networking", custom_networking), ("the trunk ENI", trunk_eni)) if on
+            n for n, on in (("custom networking", custom_networking), ("the trunk ENI", trunk_eni),
+                            (f"{multus_enis} Multus ENI(s)", multus_enis > 0)) if on
         )
         raise ValueError(
             f"{lim.instance_type} has {lim.max_enis} ENI(s): {taken or 'max_enis'} leaves none for pods; "
@@ -135,6 +141,19 @@ def max_pods(
     per_eni = (lim.ipv4_per_eni - 1) * (IPS_PER_IPV4_PREFIX if prefix_delegation else 1)
     computed = enis * per_eni + 2
     return min(computed, lim.pod_cap) if cap else computed
+
+
+def check_multus_fit(instance_type: str | InstanceLimits, multus_enis: int) -> None:
+    """Refuse an instance type that cannot hold its primary ENI plus ``multus_enis`` Multus ENIs."""
+    lim = instance_type if isinstance(instance_type, InstanceLimits) else limits(instance_type)
+    if not isinstance(multus_enis, int) or multus_enis < 0:
+        raise ValueError(f"multus_enis must be a whole number >= 0, got {multus_enis!r}")
+    if 1 + multus_enis > lim.max_enis:
+        raise ValueError(
+            f"{lim.instance_type} holds at most {lim.max_enis} network interface(s): the primary ENI plus "
+            f"{multus_enis} Multus ENI(s) need {1 + multus_enis}; choose an instance type with more network "
+            "interfaces or give the node fewer Multus interfaces"
+        )
 
 
 # --- refresh from EC2 -------------------------------------------------------------------------

@@ -89,6 +89,9 @@ class MultusNetwork:
     pod_range_prefix_length: int | None = None
     reservation_type: CidrReservationType = CidrReservationType.PREFIX
     ipv6: bool = True
+    #: Explicit subnets instead of the supernet's split: one tuple per device index (1..n), one CIDR per zone in
+    #: zone order (``eksnet.multus.MultusNetworking`` fills it from its interfaces). ``interfaces_per_node`` follows.
+    subnet_layout: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -98,6 +101,15 @@ class MultusNetwork:
         if net.version != 4:
             raise ValueError(f"MultusNetwork.ipv4_supernet must be an IPv4 CIDR such as 192.168.192.0/19, "
                              f"got {self.ipv4_supernet!r}")
+        if self.subnet_layout:
+            layout = tuple(tuple(str(c) for c in device) for device in self.subnet_layout)
+            object.__setattr__(self, "subnet_layout", layout)
+            object.__setattr__(self, "interfaces_per_node", len(layout))
+            for d, device in enumerate(layout, start=1):
+                for cidr in device:
+                    sub = _ipv4_network(f"MultusNetwork.subnet_layout (device index {d})", cidr)
+                    if sub.prefixlen > 28:
+                        raise ValueError(f"Multus subnet {cidr} (device index {d}) is smaller than EC2's /28 minimum")
         if not 1 <= self.interfaces_per_node <= 14:
             raise ValueError(f"MultusNetwork.interfaces_per_node must be 1..14 (device indexes 1..n after the "
                              f"primary ENI), got {self.interfaces_per_node}")
@@ -110,6 +122,18 @@ class MultusNetwork:
 
     def subnet_cidrs(self, az_count: int) -> list[ipaddress.IPv4Network]:
         """The Multus subnet of each (zone, device index), zone-major; raises if they get smaller than /28."""
+        if self.subnet_layout:
+            short = [d for d, device in enumerate(self.subnet_layout, start=1) if len(device) < az_count]
+            if short:
+                raise ValueError(f"MultusNetwork.subnet_layout gives device index(es) {short} fewer subnets than the "
+                                 f"{az_count} zones of the VPC: give one CIDR per zone")
+            cidrs = [ipaddress.IPv4Network(self.subnet_layout[d][z])
+                     for z in range(az_count) for d in range(self.interfaces_per_node)]
+            for i, a in enumerate(cidrs):
+                for b in cidrs[i + 1:]:
+                    if a.overlaps(b):
+                        raise ValueError(f"Multus subnets {a} and {b} overlap: give each (zone, interface) its own range")
+            return cidrs
         blocks = az_count * self.interfaces_per_node
         prefix = self.supernet.prefixlen + math.ceil(math.log2(blocks)) if blocks > 1 else self.supernet.prefixlen
         if prefix > 28:
@@ -289,19 +313,8 @@ class EksVpc(Construct):
             if not _EKS_NAME_RE.match(name):
                 raise ValueError(f"cluster_names: {name!r} is not a valid EKS cluster name (letters, digits, '-' "
                                  f"and '_', starting with a letter or digit, at most 100 characters)")
-        multus_cidrs: list[ipaddress.IPv4Network] = []
-        if multus is not None:
-            multus_cidrs = multus.subnet_cidrs(az_count)
-            if not multus.supernet.subnet_of(vpc_net):
-                raise ValueError(f"MultusNetwork.ipv4_supernet {multus.supernet} is not inside the VPC's ipv4_cidr "
-                                 f"{vpc_net}; Multus subnets are VPC subnets")
-            clash = [str(c) for c in node_cidrs if c.overlaps(multus.supernet)]
-            if clash:
-                raise ValueError(f"MultusNetwork.ipv4_supernet {multus.supernet} overlaps the public/private subnets "
-                                 f"{clash}; pick a free range of {vpc_net} (node subnets use "
-                                 f"{node_cidrs[0].network_address}-{node_cidrs[-1].broadcast_address})")
-            for c in multus_cidrs:
-                multus.pod_range(c)  # validates the pod range size against each subnet
+        self._vpc_net, self._node_cidrs, self._az_count = vpc_net, node_cidrs, az_count
+        multus_cidrs = self._check_multus(multus) if multus is not None else []
 
         # --- the aws-cdk-lib VPC -------------------------------------------------------------------
         self.pod_ipv4_egress = pod_ipv4_egress
@@ -364,11 +377,12 @@ class EksVpc(Construct):
                 cdk.Tags.of(subnet).add(f"kubernetes.io/cluster/{name}", "shared")
 
         # --- Multus ------------------------------------------------------------------------------
-        self.multus = multus
+        self.multus: MultusNetwork | None = None
         self.multus_subnets: dict[str, list[ec2.ISubnet]] = {}
         self.multus_security_group: ec2.ISecurityGroup | None = None
         self.multus_pod_ranges: dict[tuple[str, int], MultusPodRange] = {}
         if multus is not None:
+            self.multus = multus
             self._add_multus(multus, multus_cidrs)
 
         # --- flow logs -----------------------------------------------------------------------------
@@ -381,6 +395,34 @@ class EksVpc(Construct):
     @property
     def vpc_id(self) -> str:
         return self.vpc.vpc_id
+
+    def add_multus(self, multus: MultusNetwork) -> None:
+        """Add the Multus subnets, security group and pod ranges after construction (what ``multus=`` does);
+        ``eksnet.multus.MultusNetworking`` calls it with the layout of its interfaces. Once per VPC."""
+        if self.multus is not None:
+            raise ValueError(f"{self.node.path} already has Multus subnets (EksVpc(multus=...) or an earlier "
+                             "add_multus): one MultusNetwork per VPC")
+        cidrs = self._check_multus(multus)
+        self.multus = multus
+        self._add_multus(multus, cidrs)
+
+    def _check_multus(self, multus: MultusNetwork) -> list[ipaddress.IPv4Network]:
+        vpc_net, node_cidrs = self._vpc_net, self._node_cidrs
+        multus_cidrs = multus.subnet_cidrs(self._az_count)
+        ranges = multus_cidrs if multus.subnet_layout else [multus.supernet]
+        what = "Multus subnet" if multus.subnet_layout else "MultusNetwork.ipv4_supernet"
+        for net in ranges:
+            if not net.subnet_of(vpc_net):
+                raise ValueError(f"{what} {net} is not inside the VPC's ipv4_cidr {vpc_net}; Multus subnets are "
+                                 "VPC subnets")
+            clash = [str(c) for c in node_cidrs if c.overlaps(net)]
+            if clash:
+                raise ValueError(f"{what} {net} overlaps the public/private subnets {clash}; pick a free range of "
+                                 f"{vpc_net} (node subnets use {node_cidrs[0].network_address}-"
+                                 f"{node_cidrs[-1].broadcast_address})")
+        for c in multus_cidrs:
+            multus.pod_range(c)  # validates the pod range size against each subnet
+        return multus_cidrs
 
     def _add_multus(self, multus: MultusNetwork, cidrs: list[ipaddress.IPv4Network]) -> None:
         """Multus subnets (own route tables: IPv4 via the zone's NAT, IPv6 via the EIGW), SG, reservations."""

@@ -1,11 +1,21 @@
-"""Lambda entry point: Auto Scaling lifecycle actions (via EventBridge) -> the node's Multus ENIs.
+"""Lambda entry point: Auto Scaling lifecycle actions (via EventBridge) and the deploy-time reconciliation.
 
-Thin on purpose: parse the event, build the clients, call ``multus_eni_ops``. The
-event is EventBridge's "EC2 Instance-launch Lifecycle Action" or "EC2
-Instance-terminate Lifecycle Action" (``detail`` carries LifecycleActionToken,
-AutoScalingGroupName, LifecycleHookName, EC2InstanceId, LifecycleTransition,
-NotificationMetadata, Origin, Destination). ``autoscaling:TEST_NOTIFICATION``
-messages (sent when a hook gets an SNS/SQS target) are acknowledged and ignored.
+Thin on purpose: parse the event, build the clients, call ``multus_eni_ops`` or
+``multus_eni_reconcile``. Two kinds of event reach this function:
+
+- EventBridge's "EC2 Instance-launch Lifecycle Action" / "EC2 Instance-terminate
+  Lifecycle Action" (``detail``: LifecycleActionToken, AutoScalingGroupName,
+  LifecycleHookName, EC2InstanceId, LifecycleTransition, NotificationMetadata,
+  Origin, Destination). Only this function's own hooks on its own groups are acted
+  on (names from the environment); anything else is logged and ignored, never
+  completed: another hook's action is its owner's to complete.
+- A CloudFormation custom resource request (``RequestType``, ``ResponseURL``): the
+  construct's reconciliation, run at deploy time for the nodes that are already there.
+
+Logs go through the ``logging`` module; the function's log format is Lambda's JSON
+(``LoggingConfig.LogFormat: JSON``), which prints each record's ``extra`` fields
+as keys. Every client shares ``multus_eni_budget.BOTO_CONFIG`` and a deadline that
+keeps time for the final answer.
 """
 
 from __future__ import annotations
@@ -13,11 +23,11 @@ from __future__ import annotations
 import dataclasses
 
 import boto3
+import multus_eni_budget as budget
 import multus_eni_ops as ops
-from botocore.config import Config
+import multus_eni_reconcile as reconcile
 
-# Adaptive retries: client-side rate limiting when EC2 throttles a burst of launches.
-BOTO_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10}, connect_timeout=5, read_timeout=20)
+BOTO_CONFIG = budget.BOTO_CONFIG
 
 DETAIL_TYPES = {
     "EC2 Instance-launch Lifecycle Action": ops.LAUNCHING,
@@ -25,40 +35,48 @@ DETAIL_TYPES = {
 }
 
 
-def clients(endpoint_url: str | None = None) -> tuple[object, object]:
-    """EC2 and Auto Scaling clients (``endpoint_url`` only for tests against a local AWS double)."""
-    return (boto3.client("ec2", config=BOTO_CONFIG, endpoint_url=endpoint_url),
-            boto3.client("autoscaling", config=BOTO_CONFIG, endpoint_url=endpoint_url))
+def clients(deadline: budget.Deadline) -> tuple[object, object]:
+    """EC2 (each call checked against ``deadline``) and Auto Scaling (its answer must always go out)."""
+    ec2 = boto3.client("ec2", config=BOTO_CONFIG)
+    deadline.guard(ec2)
+    return ec2, boto3.client("autoscaling", config=BOTO_CONFIG)
 
 
-def handle(event: dict, ec2, autoscaling, settings: ops.Settings, log: ops.JsonLog) -> dict:
-    """Route one event to the launch or terminate transition; returns a JSON-able outcome."""
-    detail = event.get("detail") if isinstance(event.get("detail"), dict) else event
-    if ops.TEST_NOTIFICATION in (event.get("Event"), detail.get("Event"), detail.get("LifecycleTransition")):
-        log.info("test notification ignored", group=detail.get("AutoScalingGroupName"))
-        return {"skipped": "test notification"}
+def ignored(log: ops.Log, why: str, **fields) -> dict:
+    log.warning("event ignored: %s", why, extra=fields)
+    return {"skipped": why}
+
+
+def handle(event: dict, ec2, autoscaling, settings: ops.Settings, log: ops.Log) -> dict:
+    """Route one EventBridge event to the launch or terminate transition; returns a JSON-able outcome."""
+    detail = event.get("detail")
     detail_type = event.get("detail-type")
-    if detail_type is not None and detail_type not in DETAIL_TYPES:
-        log.warning("event ignored: not a lifecycle action", detail_type=detail_type)
-        return {"skipped": f"detail-type {detail_type!r}"}
+    if event.get("source") != "aws.autoscaling" or detail_type not in DETAIL_TYPES or not isinstance(detail, dict):
+        return ignored(log, "not an Auto Scaling lifecycle action", source=event.get("source"),
+                       detail_type=detail_type, event_name=event.get("Event"))
+    group, hook = detail.get("AutoScalingGroupName"), detail.get("LifecycleHookName")
+    transition = detail.get("LifecycleTransition")
+    expected_hook = settings.launch_hook if DETAIL_TYPES[detail_type] == ops.LAUNCHING else settings.terminate_hook
+    if group not in settings.group_names or hook != expected_hook or transition != DETAIL_TYPES[detail_type]:
+        return ignored(log, "not this function's hook or group", group=group, hook=hook, transition=transition,
+                       detail_type=detail_type, instance_id=detail.get("EC2InstanceId"))
     action = ops.LifecycleAction.from_detail(detail)
     log = log.bind(instance_id=action.instance_id, group=action.group, hook=action.hook,
                    transition=action.transition, event_id=event.get("id"))
-    if detail_type is not None and DETAIL_TYPES[detail_type] != action.transition:
-        raise ValueError(f"detail-type {detail_type!r} does not match LifecycleTransition {action.transition!r}")
-    log.info("lifecycle action received", origin=action.origin, destination=action.destination)
+    log.info("lifecycle action received", extra={"origin": action.origin, "destination": action.destination})
     if action.transition == ops.LAUNCHING:
-        outcome = ops.on_launch(ec2, autoscaling, settings, action, log)
-    elif action.transition == ops.TERMINATING:
-        outcome = ops.on_terminate(ec2, autoscaling, settings, action, log)
+        outcome = ops.on_launch(ec2, autoscaling, settings, action, log, waiter_delay=budget.WAITER_DELAY)
     else:
-        log.warning("event ignored: unknown lifecycle transition")
-        return {"skipped": f"transition {action.transition!r}"}
+        outcome = ops.on_terminate(ec2, autoscaling, settings, action, log)
     return dataclasses.asdict(outcome)
 
 
 def handler(event, context):
     settings = ops.Settings.from_env()
-    log = ops.JsonLog(settings.log_level, request_id=getattr(context, "aws_request_id", None))
-    ec2, autoscaling = clients()
+    log = ops.logger()
+    if reconcile.is_custom_resource_request(event):
+        deadline = budget.Deadline.from_context(context, budget.RECONCILE_RESERVE)
+        ec2, autoscaling = clients(deadline)
+        return reconcile.handle_request(event, ec2, autoscaling, settings, log)
+    ec2, autoscaling = clients(budget.Deadline.from_context(context, budget.LIFECYCLE_RESERVE))
     return handle(event, ec2, autoscaling, settings, log)

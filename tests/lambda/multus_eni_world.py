@@ -86,10 +86,14 @@ class Node:
     def results(self) -> list[str]:
         return moto_ext.lifecycle_actions(REGION).results_for(self.instance_id)
 
+    @property
+    def instance_arn(self) -> str:
+        return f"arn:aws:ec2:{REGION}:{moto_ext.DEFAULT_ACCOUNT}:instance/{self.instance_id}"
+
     def our_enis(self) -> list[dict]:
         return self.ec2.describe_network_interfaces(Filters=[
             {"Name": "tag:cluster", "Values": [self.cluster]},
-            {"Name": "tag:eksnet/instance-id", "Values": [self.instance_id]},
+            {"Name": "tag:eksnet.io/instance-arn", "Values": [self.instance_arn]},
         ])["NetworkInterfaces"]
 
 

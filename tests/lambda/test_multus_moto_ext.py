@@ -122,3 +122,27 @@ def test_a_repeated_client_token_returns_the_first_interface(node):
     again = node.ec2.create_network_interface(SubnetId=subnet, ClientToken="tok-1")["NetworkInterface"]
     other = node.ec2.create_network_interface(SubnetId=subnet, ClientToken="tok-2")["NetworkInterface"]
     assert again["NetworkInterfaceId"] == first["NetworkInterfaceId"] != other["NetworkInterfaceId"]
+
+
+def _lifecycle_state(node) -> str:
+    (group,) = node.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[node.group])["AutoScalingGroups"]
+    return next(i["LifecycleState"] for i in group["Instances"] if i["InstanceId"] == node.instance_id)
+
+
+def test_an_instance_waiting_on_a_launch_hook_shows_pending_wait_then_in_service(node):
+    token = node.start(node.launch_hook)
+    assert _lifecycle_state(node) == "Pending:Wait"
+    _complete(node, token)
+    assert _lifecycle_state(node) == "InService"
+
+
+def test_an_abandoned_launch_shows_terminating(node):
+    _complete(node, node.start(node.launch_hook), "ABANDON")
+    assert _lifecycle_state(node) == "Terminating"
+
+
+def test_an_instance_waiting_on_a_terminate_hook_shows_terminating_wait_then_proceed(node):
+    token = node.start(node.terminate_hook)
+    assert _lifecycle_state(node) == "Terminating:Wait"
+    _complete(node, token, hook=node.terminate_hook)
+    assert _lifecycle_state(node) == "Terminating:Proceed"

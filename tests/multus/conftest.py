@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from eksnet.multus.node import MultusInterfaces
+from multus_nodekit import run_setup
 
 HERE = Path(__file__).parent
 MAC1, MAC2, MAC0 = "0a:00:5e:00:00:01", "0a:00:5e:00:00:02", "0a:00:5e:00:00:00"
@@ -63,11 +64,7 @@ def node(tmp_path):
 
 @pytest.fixture
 def run_interfaces(node):
-    """Runs ``MultusInterfaces(...).script()`` in the node namespace against the fake IMDS; returns the process."""
-    def run(interfaces: MultusInterfaces) -> subprocess.CompletedProcess:
-        script = node["root"] / "eksnet-multus-interfaces"
-        script.write_text(interfaces.script())
-        env = {"PATH": os.environ["PATH"], "EKSNET_IMDS": node["imds"], "EKSNET_ROOT": str(node["root"])}
-        return subprocess.run(["ip", "netns", "exec", node["ns"], "bash", str(script)], env=env,
-                              capture_output=True, text=True, timeout=60)
+    """Runs the node setup for ``MultusInterfaces(...)`` in the node namespace against the fake IMDS."""
+    def run(interfaces: MultusInterfaces, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return run_setup(node, interfaces, *args, env=env)
     return run

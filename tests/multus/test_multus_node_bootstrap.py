@@ -17,7 +17,8 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from eksnet.environment import DeployEnv, EksnetStack
 from eksnet.multus.node import (
-    SCRIPT_PATH,
+    NODE_CONFIG,
+    SCRIPT_UNIT,
     MultusInterfaces,
     MultusNodeBootstrap,
     NodeRuntimeAsset,
@@ -49,7 +50,7 @@ def synth(tmp_path_factory):
 
 
 def bootstrap_multipart(stack, role):
-    other = MultusNodeBootstrap(stack, "Standalone", runtime=None)
+    other = MultusNodeBootstrap(stack, "Standalone")
     return other.multipart(role)
 
 
@@ -90,11 +91,20 @@ def test_asset_hash_ignores_bytecode_written_by_imports(synth):
     assert again.asset.asset_hash == synth["asset"].asset_hash
 
 
-def test_interfaces_come_before_the_runtime_and_the_daemon_starts_last(synth):
+def test_config_then_runtime_then_units_then_daemon_then_interfaces(synth):
     shell = synth["shell"]
-    order = [shell.index(s) for s in (f"cat > {SCRIPT_PATH}", f"{SCRIPT_PATH} ||", "aws s3 cp",
-                                      "-m node_runtime.install", "systemctl enable --now eksnet-ipamd.service")]
+    order = [shell.index(s) for s in (f"cat > {NODE_CONFIG}", "aws s3 cp", "-m node_runtime.install",
+                                      "-m node_runtime.node.units", "systemctl enable --now eksnet-ipamd.service",
+                                      f"systemctl enable {SCRIPT_UNIT}", f"systemctl start --no-block {SCRIPT_UNIT}")]
     assert order == sorted(order)
+
+
+def test_aws_and_package_manager_steps_are_lines_of_their_own(synth):
+    # make demo names and replaces exactly these lines
+    lines = synth["shell"].splitlines()
+    for needle in ("aws s3 cp", "dnf install"):
+        (line,) = [line for line in lines if needle in line]
+        assert "&&" not in line.split(needle)[0], line
 
 
 def test_cni_executables_go_to_opt_cni_bin_with_a_real_interpreter(synth):
@@ -103,9 +113,11 @@ def test_cni_executables_go_to_opt_cni_bin_with_a_real_interpreter(synth):
     assert "[ -x /usr/bin/python3.11 ] || dnf install -y -q python3.11" in synth["shell"]
 
 
-def test_the_interfaces_script_is_enabled_for_every_boot(synth):
-    assert "systemctl enable eksnet-multus-interfaces.service" in synth["shell"]
-    assert 'INDEXES="1 2"' in synth["shell"]
+def test_node_config_lists_every_expected_eni(synth):
+    shell = synth["shell"]
+    config = json.loads(shell.split(f"cat > {NODE_CONFIG} <<'EKSNET_EOF'\n")[1].split("EKSNET_EOF")[0])
+    assert config == MultusInterfaces(device_indexes=(1, 2)).node_config()
+    assert [i["deviceIndex"] for i in config["interfaces"]] == [1, 2]
 
 
 def test_node_role_reads_only_the_runtime_object(synth):
@@ -123,8 +135,9 @@ def test_launch_template_user_data_is_mime_multipart_with_a_shell_part(synth):
     assert "multipart/mixed" in text and "text/x-shellscript" in text
 
 
-def test_without_runtime_no_asset_is_made(synth):
-    assert synth["stack"].node.find_child("Standalone").runtime_asset is None
+def test_the_node_setup_needs_the_runtime():
+    with pytest.raises(ValueError, match="ships inside the node runtime"):
+        MultusNodeBootstrap(EksnetStack(cdk.App(), "NoRuntime", deploy_env=DeployEnv()), "B", runtime=None)
 
 
 def test_install_commands_install_from_the_asset_with_a_bare_interpreter(synth, tmp_path):
@@ -176,12 +189,6 @@ def test_interfaces_validation(kwargs, message):
 
 def test_interface_names_follow_the_device_index():
     assert MultusInterfaces(device_indexes=(1, 2)).names == {1: "multus1", 2: "multus2"}
-
-
-def test_boot_unit_runs_the_script_before_kubelet_and_the_daemon():
-    unit = MultusInterfaces().unit()
-    assert f"ExecStart={SCRIPT_PATH}" in unit
-    assert "Before=kubelet.service eksnet-ipamd.service" in unit
 
 
 @pytest.mark.parametrize("python", ["python3", "/usr/bin/python3; rm -rf /"])

@@ -37,7 +37,7 @@ def manifests(template) -> dict[str, list[dict]]:
     """Logical id -> the objects that KubernetesManifest applies (prune labels removed)."""
     found = {}
     for lid, props in cfn.props(template, MANIFEST_TYPE):
-        objects = json.loads(props["Manifest"])
+        objects = json.loads(deploy_time(props["Manifest"]))
         for obj in objects:
             labels = obj["metadata"].get("labels", {})
             for key in [k for k in labels if k.startswith(PRUNE_LABEL)]:
@@ -46,6 +46,14 @@ def manifests(template) -> dict[str, list[dict]]:
                 obj["metadata"].pop("labels", None)
         found[lid] = objects
     return found
+
+
+def deploy_time(value) -> str:
+    """A manifest string; deploy-time values (``Fn::Join`` parts such as a subnet's IPv6 CIDR) become ``<token>``."""
+    if isinstance(value, str):
+        return value
+    (sep, parts), = value.values()
+    return sep.join(p if isinstance(p, str) else "<token>" for p in parts)
 
 
 def by_kind(template, kind: str) -> tuple[str, dict]:
@@ -114,7 +122,7 @@ def test_node_user_data_sets_up_multus_interfaces_and_the_runtime(synth):
     text = json.dumps(lt["LaunchTemplateData"]["UserData"])
     assert "application/node.eks.aws" in text and "text/x-shellscript" in text
     shell = synth["stack"].eks_cluster.node_user_data[scenario.NODEGROUP].render()
-    assert "/usr/local/sbin/eksnet-multus-interfaces" in shell
+    assert "cat > /etc/eksnet/multus.json" in shell and "-m node_runtime.node.units" in shell
     assert "-m node_runtime.install --dest /opt/cni/bin" in shell
 
 
@@ -129,14 +137,14 @@ def test_template_has_no_cfn_lint_errors(synth):
 
 
 def test_multus_enis_get_the_prefixes_the_pools_are_made_of(synth):
-    attacher = synth["stack"].multus_enis
+    attacher = synth["stack"].networking.attacher
     assert attacher is not None
     (_, function), = [(lid, p) for lid, p in cfn.props(synth["template"], "AWS::Lambda::Function")
-                      if "MultusEnis" in lid and "Sweeper" not in lid]
+                      if "EniAttacher" in lid and "Sweeper" not in lid]
     variables = function["Environment"]["Variables"]
     assert (variables["MULTUS_IPV4_PREFIX_COUNT"], variables["MULTUS_IPV6_PREFIX_COUNT"]) == ("1", "1")
     # the interface names the bootstrap gives (multus<device index>) start where the Lambda attaches
-    assert variables["MULTUS_FIRST_DEVICE_INDEX"] == str(min(synth["stack"].bootstrap.interfaces.device_indexes))
+    assert variables["MULTUS_FIRST_DEVICE_INDEX"] == str(min(synth["stack"].networking.device_indexes))
 
 
 def test_lifecycle_hooks_cover_the_multus_node_group(synth):

@@ -40,7 +40,8 @@ def _make(parts, **overrides):
     ({"ipv4_prefix_count": 17}, "ipv4_prefix_count must be between 0 and 16"),
     ({"ipv6_prefix_count": -1}, "ipv6_prefix_count must be between 0 and 16"),
     ({"first_device_index": 0}, "first_device_index must be between 1 and 31"),
-    ({"heartbeat_timeout": cdk.Duration.seconds(10)}, "heartbeat_timeout must be between 30 seconds and 2 hours"),
+    ({"heartbeat_timeout": cdk.Duration.seconds(10)}, r"heartbeat_timeout must be between 240 seconds \(the function's"),
+    ({"heartbeat_timeout": cdk.Duration.hours(3)}, "and 2 hours, got 10800 s"),
 ])
 def test_bad_props_are_refused_with_what_to_change(parts, overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -68,5 +69,11 @@ def test_the_asset_path_does_not_depend_on_the_working_directory():
 
 def test_the_iam_conditions_use_the_tag_keys_the_lambda_writes():
     text = (ROOT / "lambda" / "multus_eni" / "multus_eni_ops.py").read_text()
-    for const in ("TAG_MULTUS", "TAG_CLUSTER", "TAG_NO_MANAGE"):
+    for const in ("TAG_MULTUS", "TAG_CLUSTER", "TAG_NO_MANAGE", "TAG_INSTANCE_ARN", "TAG_DEVICE_INDEX"):
         assert f'{const} = "{getattr(multus_eni, const)}"' in text
+
+
+@pytest.mark.parametrize("minutes, retries, age", [(4, 0, 60), (5, 0, 120), (8, 1, 300), (12, 2, 540), (120, 2, 7020)])
+def test_asynchronous_retries_and_event_age_follow_from_the_heartbeat(minutes, retries, age):
+    attempts, max_age = multus_eni.async_limits(cdk.Duration.minutes(minutes))
+    assert (attempts, max_age.to_seconds()) == (retries, age)

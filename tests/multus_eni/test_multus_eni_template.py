@@ -17,6 +17,11 @@ def _one(template, type_) -> tuple[str, dict]:
     return found
 
 
+def _function_id(template, handler: str) -> str:
+    return next(lid for lid, r in resources(template, "AWS::Lambda::Function").items()
+                if r["Properties"].get("Handler") == handler and r["Properties"]["Runtime"].startswith("python3.14"))
+
+
 def _functions(template) -> dict[str, dict]:
     return {p["Handler"]: p for _, p in props(template, "AWS::Lambda::Function") if p["Runtime"].startswith("python")}
 
@@ -44,7 +49,15 @@ def test_the_self_managed_group_holds_launching_and_terminating_instances_itself
     (_, asg), = props(template, "AWS::AutoScaling::AutoScalingGroup")
     hooks = {h["LifecycleTransition"]: h for h in asg["LifecycleHookSpecificationList"]}
     assert set(hooks) == {LAUNCH, TERMINATE}
-    assert all(h["DefaultResult"] == "ABANDON" and h["HeartbeatTimeout"] == 300 for h in hooks.values())
+    assert all(h["HeartbeatTimeout"] == 300 for h in hooks.values())
+
+
+def test_an_unanswered_launch_is_abandoned_and_an_unanswered_termination_continues(template):
+    (_, asg), = props(template, "AWS::AutoScaling::AutoScalingGroup")
+    hooks = [*asg["LifecycleHookSpecificationList"], *(h for _, h in props(template, "AWS::AutoScaling::LifecycleHook"))]
+    assert len(hooks) == 4
+    for h in hooks:
+        assert h["DefaultResult"] == {LAUNCH: "ABANDON", TERMINATE: "CONTINUE"}[h["LifecycleTransition"]]
 
 
 def test_the_managed_group_asg_name_is_read_with_describe_nodegroup(template):
@@ -61,7 +74,13 @@ def test_the_managed_group_gets_both_hooks_on_the_resolved_name(template):
     resolver_id = next(iter(resources(template, "Custom::AWS")))
     for h in hooks.values():
         assert h["AutoScalingGroupName"] == {"Fn::GetAtt": [resolver_id, "nodegroup.resources.autoScalingGroups.0.name"]}
-        assert h["DefaultResult"] == "ABANDON"
+
+
+def test_the_managed_group_hooks_come_after_the_rule_and_the_function_that_answer_them(template):
+    rule_id = next(lid for lid, _ in props(template, "AWS::Events::Rule") if "EventPattern" in _)
+    fn_id = _function_id(template, "index.handler")
+    for lid, r in resources(template, "AWS::AutoScaling::LifecycleHook").items():
+        assert {rule_id, fn_id} <= set(r.get("DependsOn", [])), lid
 
 
 def test_the_resolver_may_only_describe_that_node_group(template):
@@ -169,7 +188,7 @@ def test_no_statement_grants_a_service_wildcard(template, role):
 def test_only_describe_calls_get_every_resource(template, role):
     for s in _statements(template, role):
         if "*" in _resources(s):
-            assert all(a.startswith("ec2:Describe") for a in _actions(s)), s
+            assert all(a.startswith(("ec2:Describe", "autoscaling:Describe")) for a in _actions(s)), s
 
 
 def test_every_mutating_ec2_statement_is_bound_by_a_tag_condition_or_named_resources(template):
@@ -223,7 +242,7 @@ def test_instances_are_touched_only_in_our_auto_scaling_groups(template):
 def test_lifecycle_actions_may_be_completed_on_our_groups_only(template):
     (s,) = [s for s in _statements(template, "MultusEnisRole")
             if "autoscaling:CompleteLifecycleAction" in _actions(s)]
-    assert _actions(s) == ["autoscaling:CompleteLifecycleAction"]
+    assert _actions(s) == ["autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth"]
     rendered = json.dumps(_resources(s))
     asg_id = next(iter(resources(template, "AWS::AutoScaling::AutoScalingGroup")))
     assert len(_resources(s)) == 2 and asg_id in rendered and "autoScalingGroupName/" in rendered
@@ -231,7 +250,10 @@ def test_lifecycle_actions_may_be_completed_on_our_groups_only(template):
 
 def test_the_sweeper_may_only_describe_and_delete_enis_of_this_cluster(template):
     actions = {a for s in _statements(template, "MultusEnisSweeperRole") for a in _actions(s)}
-    assert actions == {"ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface"}
+    assert actions == {"ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
+                       "logs:CreateLogStream", "logs:PutLogEvents"}
+    (logs,) = [s for s in _statements(template, "MultusEnisSweeperRole") if "logs:PutLogEvents" in _actions(s)]
+    assert ref_id(logs["Resource"]).startswith("MultusEnisSweeperLogGroup")
     (s,) = [s for s in _statements(template, "MultusEnisSweeperRole") if "ec2:DeleteNetworkInterface" in _actions(s)]
     assert s["Condition"]["StringEquals"]["ec2:ResourceTag/cluster"] == "mycluster"
 
@@ -250,3 +272,115 @@ def test_the_cdk_nag_gate_ran_and_every_suppression_has_a_reason(synthesized):
     suppressed = {v["ruleName"] for v in nag_report["suppressedViolations"]}
     assert any(r.startswith("AwsSolutions-IAM5[Resource::") for r in suppressed)
     assert "AwsSolutions-L1" not in " ".join(suppressed)  # python3.14 is the newest: nothing to excuse
+
+
+# --- item 6: a Lambda that can be trusted ----------------------------------------------------------------------
+
+def _budget():
+    """The handler's own budget module, loaded from the asset (what Lambda runs)."""
+    import importlib.util
+
+    from eksnet.multus.eni import LAMBDA_ASSET
+    spec = importlib.util.spec_from_file_location("multus_eni_budget_for_template", LAMBDA_ASSET / "multus_eni_budget.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _heartbeat(template) -> int:
+    (_, asg), = props(template, "AWS::AutoScaling::AutoScalingGroup")
+    (value,) = {h["HeartbeatTimeout"] for h in asg["LifecycleHookSpecificationList"]}
+    return value
+
+
+def test_the_function_knows_its_own_hooks_and_groups_from_its_environment(template):
+    env = _functions(template)["index.handler"]["Environment"]["Variables"]
+    assert (env["MULTUS_LAUNCH_HOOK"], env["MULTUS_TERMINATE_HOOK"]) == (
+        "eksnet-multus-eni-launch", "eksnet-multus-eni-terminate")
+    rendered = json.dumps(env["MULTUS_GROUP_NAMES"])
+    asg_id = next(iter(resources(template, "AWS::AutoScaling::AutoScalingGroup")))
+    resolver_id = next(iter(resources(template, "Custom::AWS")))
+    assert asg_id in rendered and resolver_id in rendered
+
+
+def test_both_functions_log_in_lambdas_json_format(template):
+    for fn in _functions(template).values():
+        assert fn["LoggingConfig"]["LogFormat"] == "JSON"
+        assert fn["LoggingConfig"]["ApplicationLogLevel"] == "INFO"
+
+
+def test_every_function_of_the_stack_logs_to_a_group_with_a_retention_it_may_write_to(template):
+    groups = dict(props(template, "AWS::Logs::LogGroup"))
+    roles = resources(template, "AWS::IAM::Role")
+    functions = dict(props(template, "AWS::Lambda::Function"))
+    assert len(functions) == 3  # the lifecycle function, the sweeper, AwsCustomResource's provider
+    for lid, fn in functions.items():
+        group = ref_id(fn["LoggingConfig"]["LogGroup"])
+        assert "RetentionInDays" in groups[group], lid
+        role = ref_id(fn["Role"])
+        managed = json.dumps(roles[role]["Properties"].get("ManagedPolicyArns", []))
+        writes = {a for s in _statements(template, role) for a in _actions(s)
+                  if group in json.dumps(s["Resource"])}
+        assert {"logs:CreateLogStream", "logs:PutLogEvents"} <= writes or "AWSLambdaBasicExecutionRole" in managed, lid
+
+
+def test_every_attempt_of_the_function_ends_within_the_heartbeat(template):
+    heartbeat, timeout = _heartbeat(template), _functions(template)["index.handler"]["Timeout"]
+    (config,) = [p for _, p in props(template, "AWS::Lambda::EventInvokeConfig")
+                 if ref_id(p["FunctionName"]) == _function_id(template, "index.handler")]
+    # An attempt starts only while the event is younger than its maximum age, and runs at most the timeout.
+    assert config["MaximumEventAgeInSeconds"] + timeout <= heartbeat
+    retries = config["MaximumRetryAttempts"]
+    assert (retries + 1) * timeout + sum((60, 120)[:retries]) <= heartbeat
+    (target,) = _lifecycle_rule(template)["Targets"]
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] + timeout <= heartbeat
+
+
+def test_the_handlers_retry_budget_fits_in_its_timeout(template):
+    budget = _budget()
+    config = budget.BOTO_CONFIG
+    assert config.retries["mode"] == "standard"  # adaptive mode's client-side rate limiter has no bound
+    attempts = config.retries["total_max_attempts"]
+    # Worst case of one call: every attempt times out; before retry i botocore waits at most
+    # min(2 ** (i - 1), 20) s, plus up to 5 s more when the service sends x-amz-retry-after.
+    worst_call = attempts * (config.connect_timeout + config.read_timeout) + sum(
+        min(2 ** (i - 1), 20) + 5 for i in range(1, attempts))
+    # The deadline refuses to start an EC2 call unless that call, a waiter pause and the final answer (one more call,
+    # or the CloudFormation response) still fit: the reserve must cover them, and the timeout leave room for work.
+    assert budget.LIFECYCLE_RESERVE >= worst_call + budget.WAITER_DELAY + worst_call
+    assert budget.RECONCILE_RESERVE >= worst_call + budget.WAITER_DELAY + worst_call + budget.RESPONSE_TIMEOUT
+    timeout = _functions(template)["index.handler"]["Timeout"]
+    assert timeout >= budget.RECONCILE_RESERVE + 30
+
+
+def test_an_alarm_fires_when_anything_lands_in_the_dead_letter_queue(template):
+    queue_id = next(iter(resources(template, "AWS::SQS::Queue")))
+    (_, alarm), = props(template, "AWS::CloudWatch::Alarm")
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert [ref_id(d["Value"]) for d in alarm["Dimensions"] if d["Name"] == "QueueName"] == [queue_id]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+
+
+def test_nodes_already_running_are_reconciled_by_the_function_after_hooks_rule_and_iam(template):
+    (lid, cr), = resources(template, "Custom::MultusEniReconciliation").items()
+    assert cr["Properties"]["ServiceToken"] == {"Fn::GetAtt": [_function_id(template, "index.handler"), "Arn"]}
+    depends = set(cr.get("DependsOn", []))
+    assert set(resources(template, "AWS::AutoScaling::LifecycleHook")) <= depends
+    assert set(resources(template, "AWS::AutoScaling::AutoScalingGroup")) <= depends
+    rule_id = next(lid for lid, p in props(template, "AWS::Events::Rule") if "EventPattern" in p)
+    policy_ids = {lid for lid, p in props(template, "AWS::IAM::Policy")
+                  if any(ref_id(r).startswith("MultusEnisRole") for r in p["Roles"])}
+    assert rule_id in depends and policy_ids <= depends
+
+
+def test_the_reconciliation_runs_again_when_groups_or_layout_change(template):
+    (cr,) = [p for _, p in props(template, "Custom::MultusEniReconciliation")]
+    assert {"Groups", "Subnets", "Layout"} <= set(cr)
+
+
+def test_the_function_may_replace_a_running_node_and_list_group_instances_only(template):
+    statements = _statements(template, "MultusEnisRole")
+    (health,) = [s for s in statements if "autoscaling:SetInstanceHealth" in _actions(s)]
+    assert "autoScalingGroupName/" in json.dumps(health["Resource"]) and len(_resources(health)) == 2
+    (listing,) = [s for s in statements if "autoscaling:DescribeAutoScalingGroups" in _actions(s)]
+    assert _actions(listing) == ["autoscaling:DescribeAutoScalingGroups"]

@@ -27,6 +27,11 @@ AWS's documented semantics and leaves every other call on moto as it is. Call
 6. ``ClientToken`` on ``ec2:CreateNetworkInterface`` (moto: ignored): a repeated token
    returns the interface the first request created instead of a new one (EC2's
    idempotency contract).
+7. Lifecycle states in ``autoscaling:DescribeAutoScalingGroups`` (moto: always
+   ``InService``): an instance whose action ``start_lifecycle_action`` opened shows
+   ``Pending:Wait`` / ``Terminating:Wait`` until the action is completed; then
+   ``InService`` (launch, CONTINUE), ``Terminating`` (launch, ABANDON) or
+   ``Terminating:Proceed`` (terminate), as Auto Scaling's instance lifecycle shows them.
 """
 
 from __future__ import annotations
@@ -88,9 +93,18 @@ def start_lifecycle_action(region: str, group: str, hook: str, instance_id: str,
         raise ValueError(f"no lifecycle hook {hook!r} on Auto Scaling group {group!r}")
     token = str(uuid.uuid4())
     state = lifecycle_actions(region, account)
+    (spec,) = backend.describe_lifecycle_hooks(group, [hook])
+    waiting = "Pending:Wait" if spec.lifecycle_transition.endswith("LAUNCHING") else "Terminating:Wait"
     with _LOCK:
         state.waiting.append(LifecycleAction(group=group, hook=hook, instance_id=instance_id, token=token))
+        _set_lifecycle_state(backend, group, instance_id, waiting)
     return token
+
+
+def _set_lifecycle_state(backend, group: str, instance_id: str, lifecycle_state: str) -> None:
+    for member in backend.autoscaling_groups[group].instance_states:
+        if member.instance.id == instance_id:
+            member.lifecycle_state = lifecycle_state
 
 
 def _find_waiting(resp: AutoScalingResponse) -> LifecycleAction:
@@ -122,6 +136,12 @@ def _complete_lifecycle_action(self: AutoScalingResponse) -> EmptyResult:
         state.waiting.remove(action)
         action.result = result
         state.completed.append(action)
+        (spec,) = self.autoscaling_backend.describe_lifecycle_hooks(action.group, [action.hook])
+        if spec.lifecycle_transition.endswith("LAUNCHING"):
+            after = "InService" if result == "CONTINUE" else "Terminating"
+        else:
+            after = "Terminating:Proceed"
+        _set_lifecycle_state(self.autoscaling_backend, action.group, action.instance_id, after)
     return EmptyResult()
 
 

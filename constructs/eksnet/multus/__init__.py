@@ -4,6 +4,7 @@
 * ``annotation``: the pod annotation ``k8s.v1.cni.cncf.io/networks``.
 * ``install``: ``MultusInstall``, the thick-plugin DaemonSet, from the manifests shipped in ``data/``.
 * ``eni``: ``MultusEniAttacher``, the lifecycle hooks and Lambda that attach Multus ENIs to nodes.
+* ``networking``: ``MultusNetworking``, all of the above from one list of ``MultusInterface``.
 * ``node``: the node side: Multus ENIs renamed and configured, the node runtime shipped and started.
 
 Every public name is importable from ``eksnet.multus`` directly.
@@ -52,7 +53,9 @@ from eksnet.multus.nad import (
     check_k8s_name,
     check_namespace,
 )
+from eksnet.multus.networking import MultusInterface, MultusNetworking, PerIpSettings
 from eksnet.multus.node import (
+    AddressMode,
     MultusInterfaces,
     MultusNodeBootstrap,
     NodeRuntimeAsset,
@@ -61,6 +64,7 @@ from eksnet.multus.node import (
 )
 
 __all__ = [
+    "AddressMode", "MultusInterface", "MultusNetworking", "PerIpSettings",
     "CniVersion", "EKSNET_IPAM_TYPE", "EKSNET_IPVLAN_TYPE", "EKSNET_MACVLAN_TYPE", "EksnetIpam", "HostDevice",
     "HostLocalIpam", "Interface", "Ipam", "IpRange", "Ipvlan", "IpvlanMode", "LAUNCH_HOOK_NAME", "MULTUS_VERSION",
     "Macvlan", "MacvlanMode", "MultusConfigError", "MultusEniAttacher", "MultusInstall", "MultusInterfaces",

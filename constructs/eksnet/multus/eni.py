@@ -25,10 +25,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_autoscaling as autoscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_events as events
@@ -43,22 +45,37 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 from eksnet import nag
 
-# The Lambda asset: resolved from this file, not the working directory (the CLI and tests run from anywhere).
-LAMBDA_ASSET = Path(__file__).resolve().parents[3] / "lambda" / "multus_eni"
+# The Lambda asset: package data of eksnet (``eksnet/multus/lambda_multus_eni``: in a checkout a link to
+# ``lambda/multus_eni``, in an installed wheel a copy), found from the installed package, never the working directory.
+LAMBDA_ASSET = Path(str(resources.files("eksnet.multus").joinpath("lambda_multus_eni"))).resolve()
 ASSET_EXCLUDE = ["__pycache__", "*.pyc"]  # importing the handler in tests must not change the asset hash
 
 # Tag keys the Lambda writes (lambda/multus_eni/multus_eni_ops.py): the IAM conditions below rely on them.
 TAG_MULTUS = "multus"
 TAG_CLUSTER = "cluster"
 TAG_NO_MANAGE = "node.k8s.amazonaws.com/no_manage"
+TAG_INSTANCE_ARN = "eksnet.io/instance-arn"
+TAG_DEVICE_INDEX = "eksnet.io/device-index"
 
 LAUNCH_DETAIL_TYPE = "EC2 Instance-launch Lifecycle Action"
 TERMINATE_DETAIL_TYPE = "EC2 Instance-terminate Lifecycle Action"
 LAUNCH_HOOK_NAME = "eksnet-multus-eni-launch"
 TERMINATE_HOOK_NAME = "eksnet-multus-eni-terminate"
+# A launch nobody answered gets no Multus ENIs: ABANDON (the group replaces the node). A termination must never
+# be cut short: ABANDON there would also skip the group's other terminate hooks (a node drain among them).
+DEFAULT_RESULTS = {"LAUNCHING": "ABANDON", "TERMINATING": "CONTINUE"}
 
 # The newest Python runtime of aws-cdk-lib 2.275 (cdk-nag's AwsSolutions-L1 wants the newest of its family).
 RUNTIME = lambda_.Runtime.PYTHON_3_14
+
+# The lifecycle function's timeout. The handler (lambda/multus_eni/multus_eni_budget.py) stops starting EC2 calls
+# when fewer than its reserve (the worst case of one call in flight, a waiter pause and the final answer: about
+# 1 min 45 s, 1 min 55 s for the deploy-time reconciliation) would be left, so this leaves it a minute of work;
+# tests/multus_eni checks the two against each other.
+FUNCTION_TIMEOUT = cdk.Duration.minutes(3)
+# Lambda's asynchronous retries of a failed invocation wait about one minute, then two (Lambda developer guide,
+# "Error handling and automatic retries"): retry k starts after k * 60 s more.
+_ASYNC_RETRY_DELAYS = (60, 120)
 
 _CLUSTER_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
 _MAX_PREFIXES = 16
@@ -90,7 +107,9 @@ class MultusEniAttacher(Construct):
     :param ipv6_prefix_count: IPv6 /80 prefixes delegated to each ENI (0-16; the subnets need IPv6). Default: 0.
     :param first_device_index: device index of the first Multus ENI (1-31). Default: 1 (eth0 stays the VPC CNI's).
     :param heartbeat_timeout: how long a node waits in ``Pending:Wait``/``Terminating:Wait`` before the default
-        result (ABANDON) applies (30 s - 2 h). Default: 5 minutes.
+        result applies (launch: ABANDON, terminate: CONTINUE). At least the function's timeout plus a minute (4 min),
+        at most 2 h; the function's asynchronous retries and event age are derived from it so that every attempt
+        ends within it. Default: 5 minutes.
     :param sweep_interval: how often the sweeper runs. Default: 30 minutes.
     :param log_retention: retention of both functions' log groups. Default: one month.
     """
@@ -137,7 +156,7 @@ class MultusEniAttacher(Construct):
                     self, f"Nodegroup{i}{transition.title()}Hook",
                     auto_scaling_group_name=group_name, lifecycle_hook_name=hook_name,
                     lifecycle_transition=f"autoscaling:EC2_INSTANCE_{transition}",
-                    default_result="ABANDON", heartbeat_timeout=heartbeat_timeout.to_seconds(),
+                    default_result=DEFAULT_RESULTS[transition], heartbeat_timeout=heartbeat_timeout.to_seconds(),
                 ))
 
         # --- queue, logs, roles, functions ---------------------------------------------------------------------
@@ -161,34 +180,56 @@ class MultusEniAttacher(Construct):
                                        removal_policy=cdk.RemovalPolicy.DESTROY)
         self.sweeper_log_group = logs.LogGroup(self, "SweeperLogGroup", retention=log_retention,
                                                removal_policy=cdk.RemovalPolicy.DESTROY)
+        # The roles are ours, not AWSLambdaBasicExecutionRole: without these grants the functions cannot write a line.
+        self.log_group.grant_write(self.role)
+        self.sweeper_log_group.grant_write(self.sweeper_role)
         environment = {
             "CLUSTER_NAME": cluster_name,
             "MULTUS_SUBNETS": stack.to_json_string({az: [s.subnet_id for s in ss] for az, ss in self.subnets.items()}),
+            "MULTUS_GROUP_NAMES": stack.to_json_string(self.group_names),
+            "MULTUS_LAUNCH_HOOK": LAUNCH_HOOK_NAME,
+            "MULTUS_TERMINATE_HOOK": TERMINATE_HOOK_NAME,
             "MULTUS_SECURITY_GROUP_IDS": security_group.security_group_id,
             "MULTUS_IPV4_PREFIX_COUNT": str(ipv4_prefix_count),
             "MULTUS_IPV6_PREFIX_COUNT": str(ipv6_prefix_count),
             "MULTUS_FIRST_DEVICE_INDEX": str(first_device_index),
             "MULTUS_DETACH_TIMEOUT_SECONDS": "60",
-            "LOG_LEVEL": "INFO",
         }
+        # Every attempt must end within the heartbeat: the event is dropped (to the DLQ) once too old to finish in
+        # time, and Lambda retries a failed invocation only as often as a retry still fits.
+        self.retry_attempts, self.max_event_age = async_limits(heartbeat_timeout)
+        json_logs = {"logging_format": lambda_.LoggingFormat.JSON,
+                     "application_log_level_v2": lambda_.ApplicationLogLevel.INFO,
+                     "system_log_level_v2": lambda_.SystemLogLevel.WARN}
         self.function = lambda_.Function(
             self, "Function", runtime=RUNTIME, architecture=lambda_.Architecture.ARM_64, code=code,
             handler="index.handler", role=self.role, log_group=self.log_group, environment=environment,
-            timeout=cdk.Duration.minutes(3), memory_size=256,
-            description="Creates, attaches and removes the Multus ENIs of nodes on Auto Scaling lifecycle actions",
-            retry_attempts=2, max_event_age=cdk.Duration.hours(1),
+            timeout=FUNCTION_TIMEOUT, memory_size=256, **json_logs,
+            description="Creates and attaches the Multus ENIs of nodes on Auto Scaling lifecycle actions",
+            retry_attempts=self.retry_attempts, max_event_age=self.max_event_age,
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
         )
         self.sweeper_function = lambda_.Function(
             self, "SweeperFunction", runtime=RUNTIME, architecture=lambda_.Architecture.ARM_64, code=code,
             handler="sweeper.handler", role=self.sweeper_role, log_group=self.sweeper_log_group,
-            environment={"CLUSTER_NAME": cluster_name, "LOG_LEVEL": "INFO"},
+            environment={"CLUSTER_NAME": cluster_name}, **json_logs,
             timeout=cdk.Duration.minutes(5), memory_size=256,
             description="Deletes available Multus ENIs whose instance is gone",
             retry_attempts=0,
         )
         for fn, role in ((self.function, self.role), (self.sweeper_function, self.sweeper_role)):
             fn.node.add_dependency(role)  # the role's policies exist before the first invocation
+
+        # --- the dead-letter queue is watched ----------------------------------------------------------------------
+        self.dead_letter_alarm = cloudwatch.Alarm(
+            self, "DeadLetterAlarm",
+            alarm_description=f"Multus ENI events or invocations of cluster {cluster_name} failed for good: their "
+                              "messages in the dead-letter queue say which node and why",
+            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=cdk.Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM),
+            threshold=0, comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1, treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
 
         # --- EventBridge -------------------------------------------------------------------------------------------
         self.rule = events.Rule(
@@ -202,8 +243,7 @@ class MultusEniAttacher(Construct):
             ),
         )
         self.rule.add_target(targets.LambdaFunction(
-            self.function, dead_letter_queue=self.dead_letter_queue, retry_attempts=8,
-            max_event_age=cdk.Duration.seconds(max(60, heartbeat_timeout.to_seconds())),
+            self.function, dead_letter_queue=self.dead_letter_queue, retry_attempts=8, max_event_age=self.max_event_age,
         ))
         self.sweep_rule = events.Rule(
             self, "SweepSchedule", description=f"Sweeps leaked Multus ENIs of cluster {cluster_name}",
@@ -212,6 +252,25 @@ class MultusEniAttacher(Construct):
         self.sweep_rule.add_target(targets.LambdaFunction(
             self.sweeper_function, dead_letter_queue=self.dead_letter_queue, retry_attempts=2,
         ))
+
+        # --- nodes already there: reconciled at deploy time ---------------------------------------------------------
+        # A managed group's first nodes launch before its hooks exist (EKS names the group, the hooks need the name);
+        # a self-managed group's first launch events may go out before this rule exists. This custom resource is
+        # answered by the lifecycle function itself (lambda/multus_eni/multus_eni_reconcile.py) after the hooks,
+        # the rule and the IAM exist, and again whenever the groups or the ENI layout change.
+        self.reconciliation = cdk.CustomResource(
+            self, "Reconciliation", service_token=self.function.function_arn,
+            resource_type="Custom::MultusEniReconciliation",
+            properties={"Groups": self.group_names, "Subnets": environment["MULTUS_SUBNETS"],
+                        "Layout": [environment[k] for k in ("MULTUS_IPV4_PREFIX_COUNT", "MULTUS_IPV6_PREFIX_COUNT",
+                                                            "MULTUS_FIRST_DEVICE_INDEX",
+                                                            "MULTUS_SECURITY_GROUP_IDS")]},
+        )
+        for before in (*self.lifecycle_hooks, *auto_scaling_groups, self.rule, self.role, self.policy):
+            self.reconciliation.node.add_dependency(before)
+        for hook in self.lifecycle_hooks:  # the rule and its target exist before a managed group's hooks send events
+            hook.node.add_dependency(self.rule)
+            hook.node.add_dependency(self.function)
 
     # --- managed node groups -----------------------------------------------------------------------------------------
 
@@ -231,6 +290,7 @@ class MultusEniAttacher(Construct):
         )
         resolver = cr.AwsCustomResource(
             self, f"{id}Asg", on_create=call, on_update=call, install_latest_aws_sdk=False,
+            log_group=_provider_log_group(stack),
             policy=cr.AwsCustomResourcePolicy.from_statements([
                 iam.PolicyStatement(actions=["eks:DescribeNodegroup"], resources=[arn]),
             ]),
@@ -280,13 +340,18 @@ class MultusEniAttacher(Construct):
                 "ec2:AttachNetworkInterface", "ec2:DetachNetworkInterface", "ec2:ModifyNetworkInterfaceAttribute"],
                 resources=[stack.format_arn(service="ec2", resource="instance", resource_name="*")],
                 conditions={"StringEquals": {"ec2:ResourceTag/aws:autoscaling:groupName": self.group_names}}),
-            iam.PolicyStatement(sid="CompleteOurLifecycleActions", actions=["autoscaling:CompleteLifecycleAction"],
-                                resources=[_asg_arn(stack, name) for name in self.group_names]),
+            # SetInstanceHealth: a running node that cannot get its ENIs at deploy time is replaced (reconciliation).
+            iam.PolicyStatement(sid="CompleteOurLifecycleActions", actions=[
+                "autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth"],
+                resources=[_asg_arn(stack, name) for name in self.group_names]),
+            iam.PolicyStatement(sid="ListGroupInstances", actions=["autoscaling:DescribeAutoScalingGroups"],
+                                resources=["*"]),
         ]
-        policy = iam.Policy(self, "Policy", statements=statements, roles=[self.role])
+        policy = self.policy = iam.Policy(self, "Policy", statements=statements, roles=[self.role])
         _ack_wildcards(policy, ["*", eni_arn, stack.format_arn(service="ec2", resource="instance", resource_name="*"),
                                 *(_asg_arn(stack, n) for n in self.group_names)],
-                       "ec2:Describe* has no resource-level permissions; ENI and instance ARNs are unknown before "
+                       "ec2:Describe* and autoscaling:DescribeAutoScalingGroups have no resource-level permissions; "
+                       "ENI and instance ARNs are unknown before "
                        "creation and are limited by tag conditions (cluster, multus, aws:autoscaling:groupName); "
                        "an Auto Scaling group ARN holds a generated id, so the group is pinned by its name")
 
@@ -300,6 +365,21 @@ class MultusEniAttacher(Construct):
         _ack_wildcards(policy, ["*", self._eni_arn(stack)],
                        "ec2:Describe* has no resource-level permissions; deletion is limited to ENIs tagged with "
                        "this cluster and multus=true, whose ids are not known in advance")
+
+def async_limits(heartbeat_timeout: cdk.Duration) -> tuple[int, cdk.Duration]:
+    """(retry attempts, maximum event age) of the lifecycle function's asynchronous invocations.
+
+    An event older than ``heartbeat - timeout`` could not be handled before the node's
+    wait ends, and retry ``k`` (0-2) is kept only when ``(k + 1) * timeout`` plus
+    Lambda's retry delays still fit in the heartbeat.
+    """
+    heartbeat, timeout = heartbeat_timeout.to_seconds(), FUNCTION_TIMEOUT.to_seconds()
+    attempts = 0
+    for k in (1, 2):
+        if (k + 1) * timeout + sum(_ASYNC_RETRY_DELAYS[:k]) <= heartbeat:
+            attempts = k
+    return attempts, cdk.Duration.seconds(max(60, heartbeat - timeout))
+
 
 def _asg_arn(stack: cdk.Stack, name: str) -> str:
     return stack.format_arn(service="autoscaling", resource="autoScalingGroup",
@@ -317,13 +397,27 @@ def _add_hook_specifications(asg: autoscaling.AutoScalingGroup, heartbeat_timeou
     cfn.lifecycle_hook_specification_list = existing + [
         autoscaling.CfnAutoScalingGroup.LifecycleHookSpecificationProperty(
             lifecycle_hook_name=name, lifecycle_transition=f"autoscaling:EC2_INSTANCE_{transition}",
-            default_result="ABANDON", heartbeat_timeout=heartbeat_timeout.to_seconds(),
+            default_result=DEFAULT_RESULTS[transition], heartbeat_timeout=heartbeat_timeout.to_seconds(),
         )
         for name, transition in ((LAUNCH_HOOK_NAME, "LAUNCHING"), (TERMINATE_HOOK_NAME, "TERMINATING"))
     ]
 
 
 _PROVIDER_ID = "AWS679f53fac002430cb0da5b7982bd2287"  # AwsCustomResource's singleton function, one per stack
+_PROVIDER_LOG_GROUP_ID = "EksnetAwsCustomResourceLogs"
+
+
+def _provider_log_group(stack: cdk.Stack) -> logs.ILogGroup | None:
+    """A log group with a retention for AwsCustomResource's singleton function, unless the function already exists.
+
+    The singleton takes its log group from whichever AwsCustomResource creates it first in the stack; its role has
+    AWSLambdaBasicExecutionRole, which may write there. When another construct made it first, that one decided.
+    """
+    if stack.node.try_find_child(_PROVIDER_ID) is not None:
+        return None
+    found = stack.node.try_find_child(_PROVIDER_LOG_GROUP_ID)
+    return found or logs.LogGroup(stack, _PROVIDER_LOG_GROUP_ID, retention=logs.RetentionDays.ONE_MONTH,
+                                  removal_policy=cdk.RemovalPolicy.DESTROY)
 
 
 def _acknowledge_custom_resource_provider(stack: cdk.Stack) -> None:
@@ -387,7 +481,8 @@ def _validate(cluster_name, subnets, auto_scaling_groups, nodegroups, ipv4_prefi
     if not 1 <= first_device_index <= 31:
         raise ValueError(f"first_device_index must be between 1 and 31 (0 is the node's primary ENI), "
                          f"got {first_device_index}")
-    seconds = heartbeat_timeout.to_seconds()
-    if not 30 <= seconds <= 7200:
-        raise ValueError(f"heartbeat_timeout must be between 30 seconds and 2 hours, got {seconds} s")
+    seconds, least = heartbeat_timeout.to_seconds(), FUNCTION_TIMEOUT.to_seconds() + 60
+    if not least <= seconds <= 7200:
+        raise ValueError(f"heartbeat_timeout must be between {least} seconds (the function's timeout and a minute) "
+                         f"and 2 hours, got {seconds} s")
 

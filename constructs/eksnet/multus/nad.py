@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import aws_cdk as cdk
+
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 NAD_API_VERSION = "k8s.cni.cncf.io/v1"
 NAD_KIND = "NetworkAttachmentDefinition"
@@ -114,18 +116,36 @@ class CniVersion(enum.Enum):
     V0_3_1 = "0.3.1"
     V0_4_0 = "0.4.0"
     V1_0_0 = "1.0.0"
+    #: CNI 1.1.0 (GC and STATUS verbs): spoken by the node runtime's plugins (``eksnet-*``) and by the
+    #: reference plugins from v1.5 (EKS's current AMIs); older reference plugins refuse it.
+    V1_1_0 = "1.1.0"
 
 
 @dataclass(frozen=True)
 class Route:
-    """A route the IPAM returns for the pod: ``dst`` in CIDR form, ``gw`` optional (same family)."""
+    """A route the IPAM returns for the pod: ``dst`` in CIDR form, ``gw`` optional (same family).
+
+    ``dst`` may be a CloudFormation token (e.g. a subnet's IPv6 /64, known only at deploy time): then give its
+    ``family`` (4 or 6); it is checked where it can be, and resolved when the NAD is applied.
+    """
 
     dst: str
     gw: str | None = None
+    family: int | None = None
 
     def __post_init__(self) -> None:
-        dst = _network(self.dst, "route destination")
-        if self.gw is not None and _address(self.gw, "route gateway").version != dst.version:
+        if self.family not in (None, 4, 6):
+            raise MultusConfigError(f"route family {self.family!r}: use 4 or 6")
+        if cdk.Token.is_unresolved(self.dst):
+            if self.family is None:
+                raise MultusConfigError("a route whose dst is a deploy-time token needs family=4 or family=6")
+            version = self.family
+        else:
+            version = _network(self.dst, "route destination").version
+            if self.family is not None and self.family != version:
+                raise MultusConfigError(f"route {self.dst} is IPv{version}, not IPv{self.family}")
+            object.__setattr__(self, "family", version)
+        if self.gw is not None and _address(self.gw, "route gateway").version != version:
             raise MultusConfigError(f"route {self.dst}: gateway {self.gw} is not of the same IP family")
 
     def render(self) -> dict[str, str]:
@@ -506,6 +526,12 @@ class NetworkAttachmentDefinition:
                 raise MultusConfigError(f"unknown CNI capability {cap!r}")
         if "mac" in self.capabilities and isinstance(self.interface, Ipvlan):
             raise MultusConfigError("ipvlan links share the master's MAC: the 'mac' capability cannot apply")
+        routes = getattr(self.ipam, "routes", ())
+        if 6 in (self.ipam.families() if self.ipam else set()) and routes and not any(r.family == 6 for r in routes):
+            raise MultusConfigError(
+                f"NetworkAttachmentDefinition {self.name}: the IPAM hands out IPv6 addresses but its routes are all "
+                "IPv4; add an IPv6 Route (e.g. the Multus subnets' IPv6 CIDRs) so IPv6 traffic leaves by this interface"
+            )
         if self.network_name is not None:
             check_k8s_name(self.network_name, "CNI network name")
         object.__setattr__(self, "labels", tuple(sorted(dict(self.labels).items())))

@@ -1,34 +1,33 @@
-"""Node bootstrap for Multus: the Multus ENIs made usable, and the node runtime shipped and started.
+"""Node bootstrap for Multus: the node runtime shipped and installed, the Multus ENIs configured on every boot and
+whenever one appears, and kubelet gated on their readiness.
 
 On an AL2023 EKS node, cloud-init runs user-data shell parts before ``nodeadm-run.service`` starts
-kubelet (that unit is ordered ``After=cloud-final.service``), so whatever this module adds is in
-place before the first pod is scheduled. Two pieces:
+kubelet. What this module adds to a node group's shell user data:
 
-* ``MultusInterfaces`` renders ``eksnet-multus-interfaces``, a shell script (also run at every boot
-  by a systemd unit) that does what seed 003 does by hand (``ip link set eth1 name multus``) for every
-  Multus ENI: it waits for the ENI at each device index (the lifecycle-hook Lambda attaches them while
-  the node boots), finds its MAC through IMDSv2, renames the link ``multus<device index>``, tells
-  systemd-networkd to leave it alone (no DHCP, no policy routes on it), sets ``rp_filter`` and brings
-  it up. With ``ipam_pools`` it also writes the ``eksnet-ipamd`` config: one pool per ENI,
-  ``multus<device index>``, from the prefixes delegated to that ENI, so one NAD with
-  ``EksnetIpam(pool="multus1")`` serves every node.
-* ``NodeRuntimeAsset`` packages ``node_runtime`` (and pyroute2, which the node's Python lacks) as an
-  S3 asset; ``MultusNodeBootstrap`` adds to a node group's shell user data the commands that fetch
-  it, install the CNI executables into ``/opt/cni/bin`` with the same installer ``make cni-bin`` uses
-  (``python -m node_runtime.install``), install the daemon's systemd unit, and start it.
+* ``/etc/eksnet/multus.json``, the node config (``MultusInterfaces.node_config()``): the Multus ENIs the
+  node expects by EC2 device index, their names (``multus<index>``), pools and address mode;
+* the node runtime asset (``NodeRuntimeAsset``: ``node_runtime`` + pyroute2, downloaded with ``aws s3 cp``
+  on its own line), installed with the installer ``make cni-bin`` uses (``python -m node_runtime.install``);
+* the node units (``python -m node_runtime.node.units``): ``eksnet-multus-interfaces.service`` runs the
+  node setup (``python -m node_runtime.node.setup``: waits for each ENI, renames it, sets rp_filter, brings
+  it up, writes the ``eksnet-ipamd`` pools from its delegated prefixes and reloads the daemon) at every
+  boot; a udev rule runs it again whenever an ENI is attached; a kubelet drop-in starts kubelet only when
+  ``python -m node_runtime.node.ready`` passes (every ENI attached and configured, every pool served).
 
-The script text is pure Python (``MultusInterfaces.script()``): tests run it in a network namespace
-against a fake IMDS without synthesizing anything.
+Every step that needs AWS or a package manager (``aws s3 cp``, ``dnf``) is a line of its own, so
+``make demo`` can name and replace exactly those.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import re
 import shlex
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aws_cdk import aws_ec2 as ec2
@@ -37,8 +36,10 @@ from aws_cdk import aws_s3_assets as s3_assets
 
 from constructs import Construct
 
-SCRIPT_PATH = "/usr/local/sbin/eksnet-multus-interfaces"
+NODE_CONFIG = "/etc/eksnet/multus.json"
 SCRIPT_UNIT = "eksnet-multus-interfaces.service"
+HOTPLUG_UNIT = "eksnet-multus-hotplug.service"
+KUBELET_DROPIN = "/etc/systemd/system/kubelet.service.d/90-eksnet-multus.conf"
 IPAMD_UNIT = "eksnet-ipamd.service"
 IPAMD_CONFIG = "/etc/eksnet/ipamd.json"
 CNI_BIN_DIR = "/opt/cni/bin"
@@ -56,16 +57,34 @@ class RpFilter(enum.Enum):
     LOOSE = 2
 
 
+class AddressMode(enum.Enum):
+    """How a Multus ENI's pod addresses reach the VPC.
+
+    PREFIX: the ENI carries delegated prefixes (IPv4 /28, IPv6 /80); the pool is those prefixes, no EC2 call per pod.
+    PER_IP: pods get chosen addresses from a range reserved in the subnet; each is assigned to the ENI through EC2
+    when the pod starts (``eksnet.multus`` per-IP mode).
+    """
+
+    PREFIX = "prefix"
+    PER_IP = "per-ip"
+
+
 @dataclass(frozen=True)
 class MultusInterfaces:
     """The Multus ENIs a node expects, by EC2 device index (the Lambda attaches them at 1..n).
 
-    * ``device_indexes`` [(1,)]: each is named ``<name_prefix><index>`` (``multus1``, ``multus2``...).
+    * ``device_indexes`` [(1,)]: each is named ``<name_prefix><index>`` (``multus1``, ``multus2``...) and its
+      ``eksnet-ipamd`` pool has the same name.
     * ``rp_filter`` [LOOSE]: the seed's asymmetric paths (VPC CNI on eth0, Multus on multusN) need it
       loose or off.
-    * ``wait_seconds`` [300]: how long to wait for the ENIs to be attached before giving up on them.
+    * ``wait_seconds`` [300]: how long the boot-time setup waits for the ENIs (the hotplug rule and the
+      kubelet gate take over after that).
     * ``ipam_pools`` [True]: write ``/etc/eksnet/ipamd.json`` with one pool per ENI from its
       delegated IPv4 and IPv6 prefixes (IMDS ``ipv4-prefix`` / ``ipv6-prefix``).
+    * ``ipv4_prefix_count`` / ``ipv6_prefix_count`` [0]: prefixes each ENI is given (the setup waits until IMDS
+      shows them): a map device index -> count, or one count for every ENI.
+    * ``modes`` [{}]: device index -> ``AddressMode`` (default PREFIX); ``per_ip_ranges``: device index -> range
+      sets (``[[{"subnet": ..., "rangeStart": ...}]]``) of a PER_IP interface's pool.
     """
 
     device_indexes: tuple[int, ...] = (1,)
@@ -73,6 +92,10 @@ class MultusInterfaces:
     rp_filter: RpFilter = RpFilter.LOOSE
     wait_seconds: int = 300
     ipam_pools: bool = True
+    ipv4_prefix_count: int | Mapping[int, int] = 0
+    ipv6_prefix_count: int | Mapping[int, int] = 0
+    modes: Mapping[int, AddressMode] = field(default_factory=dict)
+    per_ip_ranges: Mapping[int, Sequence[Sequence[Mapping[str, str]]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "device_indexes", tuple(self.device_indexes))
@@ -94,130 +117,44 @@ class MultusInterfaces:
             raise ValueError("rp_filter must be an RpFilter (OFF, STRICT or LOOSE)")
         if not 0 <= self.wait_seconds <= 3600:
             raise ValueError(f"wait_seconds {self.wait_seconds} must be between 0 and 3600")
+        for what in ("ipv4_prefix_count", "ipv6_prefix_count"):
+            for i in self.device_indexes:
+                count = self._count(what, i)
+                if not isinstance(count, int) or not 0 <= count <= 16:
+                    raise ValueError(f"{what} of device index {i}: {count!r} is not 0..16")
+        stray = (set(self.modes) | set(self.per_ip_ranges)) - set(self.device_indexes)
+        if stray:
+            raise ValueError(f"modes/per_ip_ranges name device indexes {sorted(stray)} not in {self.device_indexes}")
+
+    def _count(self, what: str, index: int) -> int:
+        value = getattr(self, what)
+        return value.get(index, 0) if isinstance(value, Mapping) else value
 
     @property
     def names(self) -> dict[int, str]:
         """Device index -> interface name on the node (what a NAD's ``master`` names)."""
         return {i: f"{self.name_prefix}{i}" for i in self.device_indexes}
 
-    def script(self) -> str:
-        """The bash script ``eksnet-multus-interfaces``. ``EKSNET_IMDS`` and ``EKSNET_ROOT`` (a prefix for
-        every file it writes) exist for tests; on a node they are unset."""
-        return _INTERFACES_SCRIPT.format(
-            indexes=" ".join(str(i) for i in self.device_indexes),
-            prefix=self.name_prefix,
-            rp_filter=self.rp_filter.value,
-            wait=self.wait_seconds,
-            pools="1" if self.ipam_pools else "0",
-            ipamd_config=IPAMD_CONFIG,
-        )
+    @property
+    def pools(self) -> dict[int, str]:
+        """Device index -> ``eksnet-ipamd`` pool name (what ``EksnetIpam(pool=...)`` names)."""
+        return self.names
 
-    def unit(self) -> str:
-        """A oneshot unit that re-applies the names at every boot, before kubelet (renames do not persist)."""
-        return (
-            "[Unit]\n"
-            "Description=eksnet: name and configure the Multus ENIs\n"
-            "After=network.target\n"
-            f"Before=kubelet.service {IPAMD_UNIT}\n"
-            "\n"
-            "[Service]\n"
-            "Type=oneshot\n"
-            f"ExecStart={SCRIPT_PATH}\n"
-            "RemainAfterExit=yes\n"
-            "\n"
-            "[Install]\n"
-            "WantedBy=multi-user.target\n"
-        )
+    def mode(self, index: int) -> AddressMode:
+        return self.modes.get(index, AddressMode.PREFIX)
 
-
-_INTERFACES_SCRIPT = r"""#!/bin/bash
-# eksnet-multus-interfaces: name each Multus ENI multus<device index>, keep systemd-networkd off it,
-# set rp_filter, bring it up, and (optionally) describe its delegated prefixes to eksnet-ipamd.
-# Written by eksnet's node bootstrap; safe to run again (it is, at every boot).
-set -uo pipefail
-IMDS="${{EKSNET_IMDS:-http://169.254.169.254}}"
-ROOT="${{EKSNET_ROOT:-}}"
-INDEXES="{indexes}"
-PREFIX="{prefix}"
-RP_FILTER={rp_filter}
-WAIT={wait}
-POOLS={pools}
-IPAMD_CONFIG="$ROOT{ipamd_config}"
-
-log() {{ echo "eksnet-multus-interfaces: $*" >&2; }}
-TOKEN=""
-imds() {{
-  if [ -z "$TOKEN" ]; then
-    TOKEN=$(curl -sf -m 5 -X PUT "$IMDS/latest/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 600") || return 1
-  fi
-  curl -sf -m 5 -H "X-aws-ec2-metadata-token: $TOKEN" "$IMDS/latest/meta-data/$1"
-}}
-mac_of_device() {{
-  local mac
-  for mac in $(imds network/interfaces/macs/); do
-    mac=${{mac%/}}
-    if [ "$(imds "network/interfaces/macs/$mac/device-number")" = "$1" ]; then echo "$mac"; return 0; fi
-  done
-  return 1
-}}
-link_of_mac() {{
-  local dev
-  for dev in /sys/class/net/*; do
-    if [ "$(cat "$dev/address" 2>/dev/null)" = "$1" ]; then basename "$dev"; return 0; fi
-  done
-  return 1
-}}
-configure() {{
-  local index=$1 mac=$2 name="$PREFIX$1" link
-  link=$(link_of_mac "$mac") || return 1
-  mkdir -p "$ROOT/etc/systemd/network"
-  printf '[Match]\nMACAddress=%s\n\n[Link]\nUnmanaged=yes\n' "$mac" > "$ROOT/etc/systemd/network/05-eksnet-$name.network"
-  if [ "$link" != "$name" ]; then
-    ip link set dev "$link" down && ip link set dev "$link" name "$name" || return 1
-  fi
-  echo "$RP_FILTER" > "/proc/sys/net/ipv4/conf/$name/rp_filter" || return 1
-  ip link set dev "$name" up || return 1
-  log "device $index ($mac): $link -> $name, up, rp_filter=$RP_FILTER"
-}}
-ranges_json() {{
-  local cidr out="" re='^[0-9a-fA-F:./]+$'
-  for cidr in $1; do
-    [[ $cidr =~ $re ]] || continue
-    out="$out${{out:+,}}{{\"subnet\":\"$cidr\"}}"
-  done
-  [ -n "$out" ] && echo "[$out]"
-}}
-pool_json() {{
-  local mac=$1 v4 v6 sets=""
-  v4=$(ranges_json "$(imds "network/interfaces/macs/$mac/ipv4-prefix" 2>/dev/null)")
-  v6=$(ranges_json "$(imds "network/interfaces/macs/$mac/ipv6-prefix" 2>/dev/null)")
-  for s in "$v4" "$v6"; do [ -n "$s" ] && sets="$sets${{sets:+,}}$s"; done
-  [ -n "$sets" ] && echo "{{\"ranges\":[$sets]}}"
-}}
-
-failed=0
-pools=""
-deadline=$((SECONDS + WAIT))
-for index in $INDEXES; do
-  while :; do
-    mac=$(mac_of_device "$index") && configure "$index" "$mac" && break
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      log "device $index: no Multus ENI after ${{WAIT}}s; pods on its networks will not start here"
-      failed=1; mac=""; break
-    fi
-    sleep 2
-  done
-  if [ "$POOLS" = 1 ] && [ -n "$mac" ]; then
-    pool=$(pool_json "$mac") && pools="$pools${{pools:+,}}\"$PREFIX$index\":$pool"
-  fi
-done
-if [ "$POOLS" = 1 ]; then
-  mkdir -p "$(dirname "$IPAMD_CONFIG")"
-  printf '{{"pools":{{%s}}}}\n' "$pools" > "$IPAMD_CONFIG.tmp" && mv "$IPAMD_CONFIG.tmp" "$IPAMD_CONFIG"
-fi
-command -v networkctl >/dev/null 2>&1 && [ -z "$ROOT" ] && networkctl reload || true
-exit $failed
-"""
+    def node_config(self) -> dict:
+        """The content of ``/etc/eksnet/multus.json`` (read by ``node_runtime.node``)."""
+        interfaces = []
+        for i in self.device_indexes:
+            entry = {"deviceIndex": i, "name": self.names[i], "pool": self.pools[i], "mode": self.mode(i).value,
+                     "ipv4Prefixes": self._count("ipv4_prefix_count", i),
+                     "ipv6Prefixes": self._count("ipv6_prefix_count", i)}
+            if i in self.per_ip_ranges:
+                entry["ranges"] = [[dict(r) for r in s] for s in self.per_ip_ranges[i]]
+            interfaces.append(entry)
+        return {"interfaces": interfaces, "rpFilter": self.rp_filter.value, "waitSeconds": self.wait_seconds,
+                "ipamPools": self.ipam_pools, "ipamdConfig": IPAMD_CONFIG, "ipamdUnit": IPAMD_UNIT}
 
 
 def _staged_runtime() -> Path:
@@ -273,8 +210,9 @@ class NodeRuntimeInstall:
         if self.python_package is not None and not re.match(r"^[A-Za-z0-9_.+-]+$", self.python_package):
             raise ValueError(f"python_package {self.python_package!r} is not a package name")
 
-    def commands(self, zip_path: str) -> list[str]:
-        """Shell commands that unpack ``zip_path`` and install from it (the S3 download comes before)."""
+    def commands(self, zip_path: str, start: bool = True) -> list[str]:
+        """Shell commands that unpack ``zip_path`` and install from it (the S3 download comes before); with
+        ``start`` (and ``start_ipamd``), then enable and start the daemon."""
         q = shlex.quote
         cmds = []
         if self.python_package:
@@ -288,7 +226,7 @@ class NodeRuntimeInstall:
             f"(cd {src} && {q(self.python)} -m node_runtime.install --dest {q(self.cni_bin_dir)} "
             f"--python {q(self.python)} --unit-dir {q(self.unit_dir)} --daemon-dir {q(self.daemon_dir)})",
         ]
-        if self.start_ipamd:
+        if start and self.start_ipamd:
             cmds += ["systemctl daemon-reload", f"systemctl enable --now {IPAMD_UNIT}"]
         return cmds
 
@@ -301,11 +239,13 @@ def _write_file_command(path: str, content: str, mode: str) -> str:
 
 
 class MultusNodeBootstrap(Construct):
-    """Adds the Multus node setup to node user data: interfaces first, then the node runtime.
+    """Adds the Multus node setup to node user data: the node config, the node runtime, the node units, then
+    the ENI setup started (kubelet waits for it through its drop-in).
 
-    ``interfaces`` [MultusInterfaces()]; ``runtime`` [NodeRuntimeInstall()], or None to ship no node
-    runtime (NADs then use only the reference plugins). Attributes: ``interfaces``, ``runtime``,
-    ``runtime_asset`` (``NodeRuntimeAsset`` or None), ``commands`` (the shell lines added).
+    ``interfaces`` [MultusInterfaces()]; ``runtime`` [NodeRuntimeInstall()]: the node setup is part of the node
+    runtime, so it is always shipped. Attributes: ``interfaces``, ``runtime``, ``runtime_asset``
+    (``NodeRuntimeAsset``), ``node_config`` (the dict written to ``/etc/eksnet/multus.json``), ``commands``
+    (the shell lines added).
 
     Use ``add_to(user_data, role)`` with a node group's shell ``ec2.UserData`` (e.g.
     ``EksCluster.node_user_data[name]``) and its node role (granted read on the asset), or
@@ -315,35 +255,46 @@ class MultusNodeBootstrap(Construct):
 
     def __init__(
         self, scope: Construct, id: str, *, interfaces: MultusInterfaces | None = None,
-        runtime: NodeRuntimeInstall | None = NodeRuntimeInstall(),
+        runtime: NodeRuntimeInstall = NodeRuntimeInstall(),
     ) -> None:
         super().__init__(scope, id)
+        if runtime is None:
+            raise ValueError("MultusNodeBootstrap needs runtime=NodeRuntimeInstall(...): the node setup that names "
+                             "and configures the Multus ENIs ships inside the node runtime")
         self.interfaces = interfaces or MultusInterfaces()
         self.runtime = runtime
-        self.runtime_asset = NodeRuntimeAsset(self, "NodeRuntime") if runtime is not None else None
+        self.runtime_asset = NodeRuntimeAsset(self, "NodeRuntime")
+        self.node_config = self.interfaces.node_config()
         self.commands: list[str] = []
 
     def add_to(self, user_data: ec2.UserData, role: iam.IGrantable) -> list[str]:
         """Append the setup to ``user_data`` (a shell ``UserData``) and let ``role`` read the asset object.
-        Returns the shell lines added (the S3 download lines aws-cdk-lib writes sit between them)."""
-        cmds = [
-            _write_file_command(SCRIPT_PATH, self.interfaces.script(), "0755"),
-            _write_file_command(f"/etc/systemd/system/{SCRIPT_UNIT}", self.interfaces.unit(), "0644"),
-            "systemctl daemon-reload",
-            f"systemctl enable {SCRIPT_UNIT}",
-            f"{SCRIPT_PATH} || echo 'eksnet: some Multus interfaces are not configured' >&2",
-        ]
+        Returns the shell lines added (the S3 download line aws-cdk-lib writes sits after the first)."""
+        q = shlex.quote
+        cmds = [_write_file_command(NODE_CONFIG, json.dumps(self.node_config, indent=2) + "\n", "0644")]
         user_data.add_commands(*cmds)
-        if self.runtime is not None and self.runtime_asset is not None:
-            asset = self.runtime_asset.asset
-            # Only this object, not the whole assets bucket (what Asset.grant_read would give).
-            iam.Grant.add_to_principal(grantee=role, actions=["s3:GetObject"],
-                                       resource_arns=[asset.bucket.arn_for_objects(asset.s3_object_key)])
-            zip_path = user_data.add_s3_download_command(
-                bucket=asset.bucket, bucket_key=asset.s3_object_key, local_file="/tmp/eksnet-node-runtime.zip")
-            install = self.runtime.commands(zip_path)
-            user_data.add_commands(*install)
-            cmds += install
+        asset = self.runtime_asset.asset
+        # Only this object, not the whole assets bucket (what Asset.grant_read would give).
+        iam.Grant.add_to_principal(grantee=role, actions=["s3:GetObject"],
+                                   resource_arns=[asset.bucket.arn_for_objects(asset.s3_object_key)])
+        zip_path = user_data.add_s3_download_command(
+            bucket=asset.bucket, bucket_key=asset.s3_object_key, local_file="/tmp/eksnet-node-runtime.zip")
+        rt = self.runtime
+        steps = rt.commands(zip_path, start=False) + [
+            f"(cd {q(rt.src_dir)} && {q(rt.python)} -m node_runtime.node.units --python {q(rt.python)} "
+            f"--src {q(rt.src_dir)} --unit-dir {q(rt.unit_dir)} --config {NODE_CONFIG})",
+            "systemctl daemon-reload",
+        ]
+        if rt.start_ipamd:
+            steps.append(f"systemctl enable --now {IPAMD_UNIT}")
+        steps += [
+            f"systemctl enable {SCRIPT_UNIT}",
+            "udevadm control --reload || true",
+            # Not waited for here: kubelet's drop-in orders kubelet after it and gates on the readiness check.
+            f"systemctl start --no-block {SCRIPT_UNIT}",
+        ]
+        user_data.add_commands(*steps)
+        cmds += steps
         self.commands += cmds
         return cmds
 
