@@ -126,7 +126,7 @@ def _copy_runtime(dest: Path, python: str, compile_: bool = True) -> Path:
 
 
 def unit_text(daemon_dir: str) -> str:
-    return (DATA / UNIT).read_text().replace("@SBINDIR@", daemon_dir)
+    return (DATA / UNIT).read_text().replace("@BINDIR@", daemon_dir)
 
 
 def settings_block(socket: str, fallback: str) -> bytes:

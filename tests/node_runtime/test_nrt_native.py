@@ -280,3 +280,4 @@ def test_the_bundle_carries_both_architectures_and_a_node_installs_its_own(tmp_p
     version = run(tmp_path / "bin" / "eksnet-macvlan", {"CNI_COMMAND": "VERSION", protocol.SOCKET_ENV: "/none"},
                   b'{"cniVersion": "0.4.0"}')  # no daemon: the fallback, with Debian's python3 alone
     assert version.returncode == 0 and json.loads(version.stdout)["cniVersion"] == "0.4.0"
+
