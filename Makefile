@@ -10,7 +10,7 @@ export JSII_NODE := $(NODE_DIR)/node
 export PATH := $(NODE_DIR):$(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: install synth test lint bench cni-bin native clean
+.PHONY: install synth test lint bench cni-bin native demo clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -54,6 +54,13 @@ cni-bin: install native
 	@test -n "$(DEST)" || { echo "usage: make cni-bin DEST=<dir> [DAEMON_DIR=<dir>] [SOCKET=<path>] [FORWARDER=auto|native|python]" >&2; exit 2; }
 	$(PY) -m node_runtime.install --dest "$(DEST)" $(if $(DAEMON_DIR),--daemon-dir "$(DAEMON_DIR)") \
 		$(if $(SOCKET),--socket "$(SOCKET)") $(if $(FORWARDER),--forwarder "$(FORWARDER)")
+
+## The whole Multus flow of EksnetMultus on this machine, no AWS (as root): see README, "make demo".
+demo: install
+	@test "$$(id -u)" -eq 0 || { echo "make demo needs root (network namespaces, links, mounts)" >&2; exit 2; }
+	@bin=$$(mktemp -d) && trap 'rm -rf "$$bin"' EXIT && \
+	  $(MAKE) --no-print-directory cni-bin DEST="$$bin" DAEMON_DIR="$$bin" >/dev/null && \
+	  $(PY) -m demo --cni-bin "$$bin"
 
 clean:
 	rm -rf cdk.out bench/results/*.json .pytest_cache node_runtime/native/build

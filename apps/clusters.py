@@ -3,7 +3,7 @@
 Each reproduces the seed's eksctl ``ClusterConfig``: eu-central-1 (the default app's region),
 the vpc-cni, coredns and kube-proxy add-ons, an OIDC provider (``iam.withOIDC``) and one managed
 node group of t3.medium, in a VPC of its own as eksctl makes it (192.168.0.0/16, three public and
-three private dual-stack subnets). The Kubernetes version is today's (the seed's 1.21 and 1.19
+three private dual-stack subnets; myipv6cluster uses ``EksnetNetwork``'s). The Kubernetes version is today's (the seed's 1.21 and 1.19
 are long out of support). Differences from eksctl's defaults, on purpose: a private API endpoint
 and all control-plane logs (the gates' EKS rules), IMDSv2 on nodes, and the VPC CNI's IAM on its
 own role (IRSA) instead of the node role.
@@ -17,6 +17,8 @@ from eksnet.cluster import EksCluster, NodeGroupSpec
 from eksnet.environment import DeployEnv, EksnetStack
 from eksnet.vpc import EksVpc, PodIpv4Egress
 from eksnet.vpc_cni import VpcCniConfig
+
+from apps.network import NETWORK_STACK, NetworkStack
 
 IPV4_CLUSTER_NAME = "myipv4cluster"
 
@@ -35,9 +37,11 @@ class ClusterStack(EksnetStack):
         nodegroup: str,
         vpc_cni: VpcCniConfig,
         description: str,
+        eks_vpc: EksVpc | None = None,
     ) -> None:
         super().__init__(scope, id, deploy_env=deploy_env, description=description)
-        self.eks_vpc = EksVpc(
+        # The VPC of another stack (a network stack made for this cluster), or one of its own.
+        self.eks_vpc = eks_vpc or EksVpc(
             self,
             "EksVpc",
             ipv4_cidr="192.168.0.0/16",
@@ -74,6 +78,9 @@ def ipv4_cluster_stack(app: cdk.App, deploy_env: DeployEnv) -> ClusterStack:
 
 
 def add_stacks(app: cdk.App, deploy_env: DeployEnv) -> list[cdk.Stack]:
+    """myipv6cluster in ``EksnetNetwork``'s VPC (the one eksctl would make for it) when that stack is in the app,
+    so the default app needs four VPCs, not five; else in a VPC of its own. Then myipv4cluster."""
+    network = app.node.try_find_child(NETWORK_STACK)
     ipv6 = ClusterStack(
         app,
         "EksnetIpv6Cluster",
@@ -83,5 +90,6 @@ def add_stacks(app: cdk.App, deploy_env: DeployEnv) -> list[cdk.Stack]:
         nodegroup="ipv6mng",
         vpc_cni=VpcCniConfig(),
         description="eksnet: myipv6cluster, an IPv6 EKS cluster with managed add-ons (seed 003, Using IPv6)",
+        eks_vpc=network.eks_vpc if isinstance(network, NetworkStack) else None,
     )
     return [ipv6, ipv4_cluster_stack(app, deploy_env)]

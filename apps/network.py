@@ -6,13 +6,17 @@
 - ``EksnetNetworkIpv6Only``: pure IPv6 pods: IPv6-only private subnets with DNS64 on and
   ``64:ff9b::/96`` routed to the zone's NAT gateway (NAT64). Its IPv4 block (10.64.0.0/16, needed
   by EKS and the NAT gateways' public subnets) differs from the first so the two VPCs can be peered.
+
+Each VPC has one NAT gateway (one Elastic IP) unless ``-c eksnet:natGateways=per-az`` asks for one per zone.
 """
 
 from __future__ import annotations
 
 import aws_cdk as cdk
 from eksnet.environment import DeployEnv, EksnetStack
-from eksnet.vpc import EksVpc, MultusNetwork, NatGateways, PodIpv4Egress
+from eksnet.vpc import EksVpc, MultusNetwork, PodIpv4Egress
+
+NETWORK_STACK = "EksnetNetwork"
 
 
 class NetworkStack(EksnetStack):
@@ -25,10 +29,9 @@ class NetworkStack(EksnetStack):
 
 def add_stacks(app: cdk.App, deploy_env: DeployEnv) -> list[cdk.Stack]:
     node_snat = NetworkStack(
-        app, "EksnetNetwork", deploy_env=deploy_env,
+        app, NETWORK_STACK, deploy_env=deploy_env,
         description="eksnet: dual-stack VPC for EKS, pods reach IPv4 by node SNAT, Multus subnets (seed 003)",
         ipv4_cidr="192.168.0.0/16",
-        nat_gateways=NatGateways.PER_AZ,
         pod_ipv4_egress=PodIpv4Egress.NODE_SNAT,
         cluster_names=[deploy_env.cluster_name],
         multus=MultusNetwork(ipv4_supernet="192.168.192.0/19"),
@@ -37,9 +40,8 @@ def add_stacks(app: cdk.App, deploy_env: DeployEnv) -> list[cdk.Stack]:
         app, "EksnetNetworkIpv6Only", deploy_env=deploy_env,
         description="eksnet: VPC for EKS with IPv6-only private subnets, DNS64 and NAT64 (seed 003)",
         ipv4_cidr="10.64.0.0/16",
-        nat_gateways=NatGateways.PER_AZ,
         pod_ipv4_egress=PodIpv4Egress.NAT64,
         ipv6_only_private_subnets=True,
-        cluster_names=[deploy_env.cluster_name],
+        # No cluster: EKS needs subnets with IPv4 for nodes; the IPv6-only subnets are for IPv6-ready workloads.
     )
     return [node_snat, pure_ipv6]

@@ -26,12 +26,15 @@ import jsii
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
 
 from constructs import Construct
 from eksnet import max_pods as _max_pods
 from eksnet import nag
+from eksnet.eks_checks import PlacementCheck
 from eksnet.vpc import PodIpv4Egress
 from eksnet.vpc_cni import (
     CNI_NAMESPACE,
@@ -157,6 +160,19 @@ def _has_ipv6_only_private_subnets(vpc: ec2.IVpc) -> bool:
     return any(isinstance(s.node.default_child, ec2.CfnSubnet) and s.node.default_child.ipv6_native for s in subnets)
 
 
+def _check_zones(vpc: ec2.IVpc) -> None:
+    """EKS needs the cluster's subnets in at least two zones; refuse a VPC whose private subnets are in one."""
+    try:
+        zones = {s.availability_zone for s in vpc.private_subnets}
+    except Exception:  # an imported VPC that does not list its subnets: the placement check sees the template
+        return
+    if zones and not any(cdk.Token.is_unresolved(z) for z in zones) and len(zones) < 2:
+        raise ValueError(
+            f"the VPC's private subnets are all in {sorted(zones)}; EKS needs the cluster's subnets in at least "
+            "two availability zones: use a VPC with subnets in two or more zones (EksVpc(az_count=2) or more)"
+        )
+
+
 def _all_nitro(instance_types: Sequence[str]) -> bool:
     try:
         return all(_max_pods.limits(t).supports_prefix_delegation for t in instance_types)
@@ -196,12 +212,20 @@ class EksCluster(Construct):
     * ``dual_stack`` [read from an ``ec2.Vpc`` built in the app; False for an imported VPC]: whether
       the VPC has IPv6, which turns on IPv6 egress on the node and control-plane groups and IPv6
       instance metadata.
+    * ``secrets_key`` [True]: envelope encryption of Kubernetes secrets with a customer-managed KMS key
+      (True: one is made, with rotation; a ``kms.IKey``: that one; False: EKS's default AWS-owned key).
+    * ``control_plane_log_retention`` [``RetentionDays.ONE_MONTH``]: the stack owns the control plane's log
+      group ``/aws/eks/<name>/cluster`` with this retention (EKS otherwise creates it, kept forever);
+      None leaves it to EKS.
+    * ``coredns_after_nodes`` [True]: the coredns add-on is created after the first node group (without
+      nodes it stays degraded and its creation can time out); False creates it with the other add-ons.
 
     Attributes: ``cluster`` (the ``aws_eks_v2.Cluster``, with a kubectl provider so
     ``KubernetesManifest``/``HelmChart`` work), ``vpc_cni`` (the ``VpcCniConfig``), ``ip_family``,
     ``pod_ipv4_egress``, ``oidc_provider`` (native, always made), ``addons`` (name -> ``Addon``),
     ``cni_role``, ``node_role``, ``cluster_role``, ``control_plane_security_group``,
-    ``node_security_group`` (IPv6 egress when the VPC is dual-stack), ``nodegroups`` (name ->
+    ``node_security_group`` (IPv6 egress when the VPC is dual-stack), ``secrets_key`` (the KMS key or
+    None), ``control_plane_log_group`` (or None), ``nodegroups`` (name ->
     ``Nodegroup``), ``launch_templates`` (name -> ``ec2.LaunchTemplate``), ``max_pods`` (name -> int).
 
     Node user data: ``node_user_data[name]`` is an ``ec2.UserData`` (shell) that runs on every node
@@ -227,6 +251,9 @@ class EksCluster(Construct):
         addon_versions: Mapping[str, str] | None = None,
         admin_principal_arns: Sequence[str] = (),
         dual_stack: bool | None = None,
+        secrets_key: kms.IKey | bool = True,
+        control_plane_log_retention: logs.RetentionDays | None = logs.RetentionDays.ONE_MONTH,
+        coredns_after_nodes: bool = True,
     ) -> None:
         super().__init__(scope, id)
         # --- inputs, validated before anything is made ---------------------------------------
@@ -249,11 +276,15 @@ class EksCluster(Construct):
                 "an IPv6 cluster needs a dual-stack VPC (an IPv6 CIDR on the VPC and its subnets): "
                 "use eksnet.vpc.EksVpc or ec2.Vpc(ip_protocol=IpProtocol.DUAL_STACK)"
             )
-        if not self.ipv6 and _has_ipv6_only_private_subnets(vpc):
+        if _has_ipv6_only_private_subnets(vpc):
+            # EKS: an IPv6 cluster, its nodes and its Fargate pods need dual-stack subnets (the control plane's
+            # ENIs and the nodes' primary addresses are IPv4); an IPv4 cluster has no IPv4 there at all.
             raise ValueError(
-                "the VPC's private subnets are IPv6-only, where nodes of an IPv4 cluster get no IPv4 address: "
-                "use ip_family=IpFamily.IP_V6, or a VPC with dual-stack private subnets"
+                "the VPC's private subnets are IPv6-only; EKS places the control plane, node groups and Fargate "
+                "pods only in subnets with IPv4, for IPv6 clusters too: use a VPC with dual-stack private subnets "
+                "(EksVpc(ipv6_only_private_subnets=False)); IPv6-only subnets suit workloads outside the cluster"
             )
+        _check_zones(vpc)
         specs = list(nodegroups) if nodegroups is not None else [NodeGroupSpec("ng")]
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
@@ -278,8 +309,29 @@ class EksCluster(Construct):
                 f"{sorted(set(versions) - installed)} (it installs {sorted(installed)})"
             )
         self._check_custom_networking_zones(vpc)
+        if not isinstance(secrets_key, bool) and not isinstance(secrets_key, kms.IKey):
+            raise TypeError(f"EksCluster.secrets_key must be True, False or a kms.IKey, got {secrets_key!r}")
+        if control_plane_log_retention is not None and not isinstance(control_plane_log_retention,
+                                                                        logs.RetentionDays):
+            raise TypeError(f"EksCluster.control_plane_log_retention must be a logs.RetentionDays or None, got "
+                            f"{control_plane_log_retention!r}")
 
         stack = cdk.Stack.of(self)
+        # --- the anchors' defaults: a customer-managed key for secrets, an owned log group --------------
+        self.secrets_key: kms.IKey | None = None
+        if secrets_key is True:
+            self.secrets_key = kms.Key(
+                self, "SecretsKey", enable_key_rotation=True,
+                description=f"EKS secrets envelope encryption of {cluster_name}",
+            )
+        elif secrets_key is not False:
+            self.secrets_key = secrets_key
+        self.control_plane_log_group: logs.LogGroup | None = None
+        if control_plane_log_retention is not None and logging:
+            self.control_plane_log_group = logs.LogGroup(
+                self, "ControlPlaneLogs", log_group_name=f"/aws/eks/{cluster_name}/cluster",
+                retention=control_plane_log_retention, removal_policy=cdk.RemovalPolicy.DESTROY,
+            )
         # --- control plane -----------------------------------------------------------------------
         self.control_plane_security_group = ec2.SecurityGroup(
             self,
@@ -320,8 +372,12 @@ class EksCluster(Construct):
             default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
             default_capacity=0,
             bootstrap_self_managed_addons=False,
+            secrets_encryption_key=self.secrets_key,
             kubectl_provider_options=eks.KubectlProviderOptions(kubectl_layer=KubectlV35Layer(self, "KubectlLayer")),
         )
+        if self.control_plane_log_group is not None:
+            # Created before the cluster, or EKS makes the group itself (no retention) and the stack's fails.
+            self.cluster.node.add_dependency(self.control_plane_log_group)
         self._acknowledge_kubectl_provider()
         # The seed's `iam.withOIDC`: a native AWS::IAM::OIDCProvider for IRSA (the CNI's, and any workload's),
         # not Cluster.open_id_connect_provider, which is a custom resource with its own Lambda.
@@ -367,7 +423,8 @@ class EksCluster(Construct):
             self.addons[name] = eks.Addon(
                 self, cid, cluster=self.cluster, addon_name=name, addon_version=versions.pop(name, None)
             )
-        # coredns needs a node to become healthy, and nodes need vpc-cni: only vpc-cni and kube-proxy gate nodes.
+        # coredns needs a node to become healthy, and nodes need vpc-cni: only vpc-cni and kube-proxy gate nodes
+        # (coredns follows the first node group unless coredns_after_nodes=False).
         # ANNOTATE_POD_IP without its RBAC would leave aws-node failing to patch pods: apply them together.
         self.annotate_pod_ip_rbac: eks.KubernetesManifest | None = None
         if self.vpc_cni.annotate_pod_ip:
@@ -382,14 +439,14 @@ class EksCluster(Construct):
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
             managed_policies=[
                 iam.ManagedPolicy.from_aws_managed_policy_name(n)
-                for n in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly")
+                for n in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
             ],
         )
         _ack_managed(
             self.node_role,
-            ["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly"],
-            "EKS node role: AmazonEKSWorkerNodePolicy and AmazonEC2ContainerRegistryReadOnly are the "
-            "AWS-maintained policies EKS requires; the CNI's permissions are on its own role instead",
+            ["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"],
+            "EKS node role: AmazonEKSWorkerNodePolicy and AmazonEC2ContainerRegistryPullOnly (image pulls only, "
+            "no listing) are the AWS-maintained policies the EKS user guide gives nodes; the CNI's are on its own role",
         )
         self.node_security_group = ec2.SecurityGroup(
             self,
@@ -404,6 +461,18 @@ class EksCluster(Construct):
         self.node_user_data: dict[str, ec2.UserData] = {}
         for spec in specs:
             self._add_nodegroup(spec)
+        if coredns_after_nodes and self.nodegroups:
+            self.addons["coredns"].node.add_dependency(next(iter(self.nodegroups.values())))
+        # Node groups and Fargate profiles added later (cluster.add_nodegroup_capacity, add_fargate_profile)
+        # are checked at synth against the same placement rules.
+        self.node.add_validation(PlacementCheck(self.cluster))
+
+    def close_imds_to_pods(self) -> None:
+        """IMDSv2 hop limit 1 on every node group (instead of 2): pods, one network hop beyond the
+        node, can no longer get the node role's credentials (host-network pods still can). Called by
+        per-IP Multus mode, which gives the node role EC2 writes no pod may borrow."""
+        for lt in self.launch_templates.values():
+            lt.node.default_child.add_property_override("LaunchTemplateData.MetadataOptions.HttpPutResponseHopLimit", 1)
 
     def add_security_group_policy(
         self,
@@ -536,28 +605,33 @@ class EksCluster(Construct):
             description=f"VPC CNI (kube-system/aws-node) of EKS cluster {self.node.path}"[:1000],
         )
         if self.ipv6:
+            stack = cdk.Stack.of(self)
+            eni_arn = stack.format_arn(service="ec2", region="*", account="*", resource="network-interface",
+                                       resource_name="*")
+            # ModifyNetworkInterfaceAttribute may also authorize the instance (attachment), groups and VPC it touches.
+            modify_arns = [stack.format_arn(service="ec2", region="*", account="*", resource=t, resource_name="*")
+                           for t in ("network-interface", "instance", "security-group", "vpc")]
             policy = iam.Policy(
                 self,
                 "VpcCniIpv6Policy",
                 statements=[
-                    iam.PolicyStatement(actions=list(IPV6_CNI_ACTIONS), resources=["*"]),
+                    iam.PolicyStatement(actions=[a for a in IPV6_CNI_ACTIONS if a.startswith("ec2:Describe")],
+                                        resources=["*"]),
                     iam.PolicyStatement(
-                        actions=["ec2:CreateTags"],
-                        resources=[
-                            cdk.Stack.of(self).format_arn(
-                                service="ec2", region="*", account="*", resource="network-interface", resource_name="*"
-                            )
-                        ],
-                    ),
+                        actions=["ec2:AssignIpv6Addresses", "ec2:CreateTags"], resources=[eni_arn]),
+                    iam.PolicyStatement(
+                        actions=["ec2:ModifyNetworkInterfaceAttribute"], resources=modify_arns),
                 ],
             )
             policy.attach_to_role(role)
             _ack_finding(
                 policy,
                 "AwsSolutions-IAM5",
-                ["Resource::*", "Resource::arn:<AWS::Partition>:ec2:*:*:network-interface/*"],
-                "VPC CNI IPv6 policy: EC2 Describe* and AssignIpv6Addresses act on ENIs created at run "
-                "time by the CNI, so they take no narrower resource; CreateTags is limited to ENIs",
+                ["Resource::*", *(f"Resource::arn:<AWS::Partition>:ec2:*:*:{t}/*"
+                                  for t in ("network-interface", "instance", "security-group", "vpc"))],
+                "VPC CNI IPv6 policy: EC2 Describe* actions support no resource-level permissions; the CNI assigns, "
+                "tags and modifies ENIs it creates at run time (ids unknown at deploy), so those actions are limited "
+                "to those resource types (ENIs; for attribute changes also the instance, groups and VPC), not to names",
             )
         else:
             role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("AmazonEKS_CNI_Policy"))

@@ -22,6 +22,10 @@ from typing import Any
 
 import aws_cdk as cdk
 import jsii
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_eks_v2 as eks
+
+from constructs import IValidation
 
 PLUGIN_NAME = "Eksnet"
 RULE_PUBLIC_ENDPOINT = "Eksnet-EKS1"
@@ -110,3 +114,55 @@ class EksChecks:
             for rule, resources in sorted(by_rule.items())
         ]
         return cdk.PolicyValidationPluginReport(violations=violations, success=not violations)
+
+
+@jsii.implements(IValidation)
+class PlacementCheck:
+    """EKS's subnet rules (EKS user guide, "VPC and subnet requirements"), checked on the final resources.
+
+    Every subnet given to the cluster's control plane, to a managed node group or to a Fargate profile of
+    the cluster (anywhere in the app, so ones added after ``EksCluster`` count too) must have IPv4: EKS
+    refuses IPv6-only subnets for them, in IPv6 clusters as well. The control plane's subnets must span at
+    least two zones. Subnets are matched by their id token, so only subnets made in this app are checked.
+    """
+
+    def __init__(self, cluster: eks.Cluster) -> None:
+        self._cluster = cluster
+
+    def validate(self) -> list[str]:
+        root = self._cluster.node.root
+        subnets: dict[str, ec2.CfnSubnet] = {}
+        for c in root.node.find_all():
+            if isinstance(c, ec2.CfnSubnet):
+                subnets[c.ref] = c
+        name = self._cluster.cluster_name
+        cfn_cluster = self._cluster.node.default_child
+        errors: list[str] = []
+
+        def ipv6_only(ids: list[str]) -> list[str]:
+            return [subnets[i].node.path for i in ids if i in subnets and _is_true(subnets[i].ipv6_native)]
+
+        placements: list[tuple[str, list[str]]] = []
+        if isinstance(cfn_cluster, eks.CfnCluster):
+            vpc_config = cfn_cluster.resources_vpc_config
+            ids = list(getattr(vpc_config, "subnet_ids", None) or [])
+            placements.append((f"{self._cluster.node.path} (control plane)", ids))
+            zones = {subnets[i].availability_zone for i in ids if i in subnets}
+            if len(ids) == len([i for i in ids if i in subnets]) and ids and len(zones) < 2:
+                errors.append(f"{self._cluster.node.path}: the control plane's subnets are all in {sorted(zones)}; "
+                              "EKS needs subnets in at least two availability zones")
+        for c in root.node.find_all():
+            if isinstance(c, eks.CfnNodegroup) and c.cluster_name == name:
+                placements.append((f"{c.node.path} (managed node group)", list(c.subnets or [])))
+            elif isinstance(c, eks.CfnFargateProfile) and c.cluster_name == name:
+                placements.append((f"{c.node.path} (Fargate profile)", list(c.subnets or [])))
+        for what, ids in placements:
+            bad = ipv6_only(ids)
+            if bad:
+                errors.append(f"{what}: IPv6-only subnet(s) {bad}; EKS places clusters, nodes and Fargate pods "
+                              "only in subnets with IPv4 (dual-stack for an IPv6 cluster): choose dual-stack subnets")
+        return errors
+
+
+def _is_true(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")

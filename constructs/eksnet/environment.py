@@ -24,13 +24,32 @@ CLUSTER_NAME_KEY = "eksnet:clusterName"
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_REGION = "eu-central-1"
 
+# The regions eksnet is built and tested for (README "Regions"): the default app synthesizes and passes
+# cfn-lint in each, in that region.
+SUPPORTED_REGIONS: tuple[str, ...] = ("eu-central-1", "us-east-1", "us-west-2", "eu-west-1")
+
+# Default zones per region: three zones that exist in every account. Zone names are not region + a/b/c
+# everywhere (ap-northeast-1 has no "b" zone for new accounts), so a region not listed here needs
+# ``eksnet:availabilityZones``. us-east-1's letters map to different physical zones per account; any three work.
+REGION_ZONES: dict[str, tuple[str, ...]] = {
+    "eu-central-1": ("eu-central-1a", "eu-central-1b", "eu-central-1c"),
+    "us-east-1": ("us-east-1a", "us-east-1b", "us-east-1c"),
+    "us-west-2": ("us-west-2a", "us-west-2b", "us-west-2c"),
+    "eu-west-1": ("eu-west-1a", "eu-west-1b", "eu-west-1c"),
+    "ap-northeast-1": ("ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"),
+}
+
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
 
 @dataclass(frozen=True)
 class DeployEnv:
-    """An explicit deployment target; ``azs`` are full zone names such as ``eu-central-1a``."""
+    """An explicit deployment target; ``azs`` are full zone names such as ``eu-central-1a``.
+
+    ``azs`` empty means the region's zones from ``REGION_ZONES``; a region without an entry there must list
+    its zones (``eksnet:availabilityZones``).
+    """
 
     account: str = DEFAULT_ACCOUNT
     region: str = DEFAULT_REGION
@@ -38,11 +57,23 @@ class DeployEnv:
     cluster_name: str = "myipv6cluster"
 
     def __post_init__(self) -> None:
+        for name in ("account", "region", "cluster_name"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"DeployEnv.{name} must be a string, got {getattr(self, name)!r} "
+                                f"({type(getattr(self, name)).__name__})")
+        if isinstance(self.azs, str) or not all(isinstance(a, str) for a in self.azs):
+            raise TypeError(f"DeployEnv.azs must be a sequence of zone names such as ('eu-central-1a',), "
+                            f"got {self.azs!r}")
         if not _ACCOUNT_RE.match(self.account):
             raise ValueError(f"{ACCOUNT_KEY} must be a 12-digit AWS account id, got {self.account!r}")
         if not _REGION_RE.match(self.region):
             raise ValueError(f"{REGION_KEY} must be a region name such as eu-central-1, got {self.region!r}")
-        azs = self.azs or tuple(f"{self.region}{s}" for s in "abc")
+        azs = self.azs or REGION_ZONES.get(self.region)
+        if not azs:
+            raise ValueError(
+                f"no default zones for region {self.region!r} (known: {sorted(REGION_ZONES)}); list them with "
+                f"-c {AZS_KEY}={self.region}a,{self.region}b,... as the region names them for your account"
+            )
         object.__setattr__(self, "azs", tuple(azs))
         for az in self.azs:
             if not az.startswith(self.region) or len(az) == len(self.region):

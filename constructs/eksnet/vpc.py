@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
 
 from constructs import Construct, IConstruct, IValidation
 from eksnet.cidr_reservation import CidrReservationType, SubnetCidrReservation
@@ -51,8 +52,9 @@ class PodIpv4Egress(enum.Enum):
 class NatGateways(enum.Enum):
     """How many NAT gateways the VPC gets (IPv4 egress of private subnets, and NAT64).
 
-    PER_AZ: one per zone; each private subnet uses its own zone's (no cross-zone traffic or outage).
-    SHARED: one, in the first zone's public subnet; cheaper, every zone routes through it.
+    PER_AZ: one per zone; each private subnet uses its own zone's (no cross-zone traffic, survives a zone's
+    outage), at the cost of one Elastic IP per zone (the default quota is 5 per region).
+    SHARED: one, in the first zone's public subnet (eksctl's default); one Elastic IP, every zone routes through it.
     NONE: none; private subnets reach the internet over IPv6 (EIGW) only. Not allowed with NAT64.
     """
 
@@ -61,6 +63,7 @@ class NatGateways(enum.Enum):
     NONE = "none"
 
 
+NAT_GATEWAYS_KEY = "eksnet:natGateways"  # context: the default NatGateways of every EksVpc ("shared" or "per-az")
 NAT64_PREFIX = "64:ff9b::/96"  # RFC 6052 well-known prefix, the one Route 53 Resolver's DNS64 synthesizes
 _MAX_AZS = 6  # the most zones of any region (us-east-1); bounds how many node subnets a VPC must hold
 _MIN_AZS = 2
@@ -245,14 +248,17 @@ class EksVpc(Construct):
     - ``subnet_prefix_length`` [VPC prefix + 3, i.e. /19 in a /16]: size of each public and private
       subnet; they are allocated from the start of ``ipv4_cidr`` (public zone 1..n, then private), so
       the default leaves the top quarter of a /16 free for Multus with three zones.
-    - ``nat_gateways`` [PER_AZ]: see ``NatGateways``.
+    - ``nat_gateways`` [the ``eksnet:natGateways`` context value, else SHARED]: see ``NatGateways``.
     - ``pod_ipv4_egress`` [NODE_SNAT]: see ``PodIpv4Egress``; the cluster construct reads
       ``EksVpc.pod_ipv4_egress`` to set the VPC CNI's ``ENABLE_V4_EGRESS``.
     - ``ipv6_only_private_subnets`` [False]: private subnets become IPv6-only (``Ipv6Native``, hostname
       type resource-name); requires NAT64. Public subnets stay dual-stack (NAT gateways need IPv4).
-    - ``cluster_names`` [()]: EKS clusters that share the VPC; tags ``kubernetes.io/cluster/<name>``.
+    - ``cluster_names`` [()]: EKS clusters that share the VPC; tags ``kubernetes.io/cluster/<name>`` on every
+      subnet with IPv4 (IPv6-only subnets are not tagged: EKS cannot place a cluster's nodes there).
     - ``multus`` [None]: a ``MultusNetwork`` adds Multus subnets, security group and pod ranges.
     - ``flow_logs`` [True]: VPC flow logs (all traffic) to a CloudWatch Logs group.
+    - ``flow_log_retention`` [``RetentionDays.ONE_MONTH``]: how long that group keeps them; None keeps the
+      aws-cdk-lib default (two years).
     - ``ipv6_egress_parity`` [True]: every ``ec2.SecurityGroup`` of this VPC in the same stack that allows
       all IPv4 egress also gets all IPv6 egress (an aspect; see ``_Ipv6EgressParity``).
 
@@ -270,12 +276,13 @@ class EksVpc(Construct):
         ipv4_cidr: str = "192.168.0.0/16",
         az_count: int | None = None,
         subnet_prefix_length: int | None = None,
-        nat_gateways: NatGateways = NatGateways.PER_AZ,
+        nat_gateways: NatGateways | None = None,
         pod_ipv4_egress: PodIpv4Egress = PodIpv4Egress.NODE_SNAT,
         ipv6_only_private_subnets: bool = False,
         cluster_names: Sequence[str] = (),
         multus: MultusNetwork | None = None,
         flow_logs: bool = True,
+        flow_log_retention: logs.RetentionDays | None = logs.RetentionDays.ONE_MONTH,
         ipv6_egress_parity: bool = True,
     ) -> None:
         super().__init__(scope, id)
@@ -286,6 +293,8 @@ class EksVpc(Construct):
                              "(eksnet.environment.EksnetStack) to lay out subnets at synth time")
 
         # --- validation first: nothing is created for bad input ------------------------------------
+        if nat_gateways is None:
+            nat_gateways = _nat_from_context(self)
         az_count = len(zones) if az_count is None else az_count
         if not _MIN_AZS <= az_count <= min(_MAX_AZS, len(zones)):
             raise ValueError(f"az_count must be between {_MIN_AZS} (EKS needs subnets in two zones) and "
@@ -372,8 +381,11 @@ class EksVpc(Construct):
             cdk.Tags.of(subnet).add("kubernetes.io/role/elb", "1")
         for subnet in self.private_subnets:
             cdk.Tags.of(subnet).add("kubernetes.io/role/internal-elb", "1")
+        # EKS places clusters, nodes and Fargate pods only in subnets with IPv4: IPv6-only subnets stay for
+        # workloads that support them and are not offered to a cluster.
+        cluster_subnets = self.public_subnets + ([] if ipv6_only_private_subnets else self.private_subnets)
         for name in cluster_names:
-            for subnet in self.public_subnets + self.private_subnets:
+            for subnet in cluster_subnets:
                 cdk.Tags.of(subnet).add(f"kubernetes.io/cluster/{name}", "shared")
 
         # --- Multus ------------------------------------------------------------------------------
@@ -386,7 +398,13 @@ class EksVpc(Construct):
             self._add_multus(multus, multus_cidrs)
 
         # --- flow logs -----------------------------------------------------------------------------
-        self.flow_log: ec2.FlowLog | None = self.vpc.add_flow_log("FlowLog") if flow_logs else None
+        self.flow_log: ec2.FlowLog | None = None
+        if flow_logs:
+            destination = None
+            if flow_log_retention is not None:
+                destination = ec2.FlowLogDestination.to_cloud_watch_logs(
+                    logs.LogGroup(self, "FlowLogGroup", retention=flow_log_retention))
+            self.flow_log = self.vpc.add_flow_log("FlowLog", destination=destination)
 
         if ipv6_egress_parity:
             cdk.Aspects.of(stack).add(_Ipv6EgressParity(self.vpc))
@@ -477,6 +495,17 @@ class EksVpc(Construct):
         sg.add_ingress_rule(sg, ec2.Port.all_traffic(), "Multus interfaces talk to each other")
         cdk.Tags.of(sg).add("multus", "true")
         self.multus_security_group = sg
+
+
+def _nat_from_context(scope: Construct) -> NatGateways:
+    value = scope.node.try_get_context(NAT_GATEWAYS_KEY)
+    if value is None:
+        return NatGateways.SHARED
+    try:
+        return NatGateways(value)
+    except ValueError:
+        raise ValueError(f"context {NAT_GATEWAYS_KEY}={value!r} is not one of "
+                         f"{[m.value for m in NatGateways]}") from None
 
 
 def _ipv4_network(prop: str, value: str) -> ipaddress.IPv4Network:

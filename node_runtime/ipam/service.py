@@ -89,6 +89,7 @@ class IpamService:
         self.owners: dict[Owner, _Owned] = {}
         self.counters = {"adds": 0, "dels": 0, "gc_released": 0, "reconciled": 0, "exhausted": 0}
         self.latency = Histogram()
+        self.perip: Any = None  # per-IP mode (node_runtime/perip.py): told of every release
         self._restore()
 
     # -- state ---------------------------------------------------------------------------------------
@@ -194,8 +195,11 @@ class IpamService:
             raise
         released = 0
         for owner in owners:
-            if self.owners.pop(owner, None) is not None:
+            owned = self.owners.pop(owner, None)
+            if owned is not None:
                 released += 1
+                if self.perip is not None:  # unassign per-IP addresses from the ENI once the link is gone
+                    self.perip.released(owned.netns, owner[2], owned.leases)
         self.counters["dels"] += released
         return released
 

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..perip import validate_pools
+
 DEFAULT_CONFIG = "/etc/eksnet/ipamd.json"
 
 
@@ -35,6 +37,10 @@ class DaemonConfig:
         if not isinstance(self.pools, dict) or not all(
                 isinstance(v, dict) and isinstance(v.get("ranges"), list) for v in self.pools.values()):
             raise ConfigError('pools must map names to {"ranges": [[{"subnet": ...}]]}')
+        try:
+            validate_pools(self.pools)  # the "mode" of each pool; per-IP pools: node_runtime/perip.py
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if self.metrics_listen and ":" not in self.metrics_listen:
             raise ConfigError("metrics_listen must be HOST:PORT")
         if not self.socket:

@@ -21,6 +21,7 @@ from ..cni.inprocess import parse_env_block, run_plugin
 from ..cni.skeleton import Host, Request
 from ..ipam.service import Histogram, IpamService, label
 from ..ipam.store import Store
+from ..perip import PerIp
 from ..plugins import TYPES
 from .config import DaemonConfig
 
@@ -75,6 +76,7 @@ class Daemon:
         self.store = Store(config.state_dir)
         self.ipam = IpamService(self.store, config.cooldown_seconds, config.pools)
         self.host = DaemonHost(self.ipam, config.workers)
+        self.ipam.perip = PerIp.from_config(config.pools, self.host)  # None without per-IP pools
         self.servers: list[asyncio.AbstractServer] = []
         self.stopping = asyncio.Event()
         self.requests: dict[tuple[str, str, int], Histogram] = {}
@@ -105,7 +107,10 @@ class Daemon:
             self.requests[key].observe(time.perf_counter() - started)
             return code, out
         if kind == b"ctl:status":
-            return 0, json.dumps(self.ipam.status(), indent=2).encode() + b"\n"
+            status = self.ipam.status()
+            if self.ipam.perip is not None:
+                status["perip"] = self.ipam.perip.status()
+            return 0, json.dumps(status, indent=2).encode() + b"\n"
         if kind == b"ctl:metrics":
             return 0, self.metrics().encode()
         if kind == b"ctl:reconcile":
@@ -134,6 +139,8 @@ class Daemon:
         released = self.ipam.reconcile(self.config.reconcile_grace_seconds, exists=lambda p: p not in gone)
         if released:
             log.info("reconciled %d attachments whose namespace is gone", released)
+        if self.ipam.perip is not None:  # per-IP addresses on the ENI without a lease
+            await self.ipam.perip.reconcile(self.ipam)
         return released
 
     async def _reconcile_loop(self) -> None:

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..perip import ranges_in_subnet
 from .config import DEFAULT_CONFIG, Interface, NodeConfig, NodeConfigError, rooted
 from .imds import Imds, ImdsError
 
@@ -73,7 +74,10 @@ def pool_for(iface: Interface, imds: Imds, mac: str) -> Any:
         eni_id = (imds.optional(f"latest/meta-data/network/interfaces/macs/{mac}/interface-id") or "").strip()
         if not eni_id:
             return PENDING
-        return {"mode": "per-ip", "eniId": eni_id, "ranges": [list(s) for s in iface.ranges]}
+        # One range set per zone is listed; this ENI's subnet picks its own (node_runtime/perip.py).
+        subnets = imds.eni(mac, "subnet-ipv4-cidr-block") + imds.eni(mac, "subnet-ipv6-cidr-blocks")
+        ranges = ranges_in_subnet(iface.ranges, subnets)
+        return {"mode": "per-ip", "eniId": eni_id, "ranges": ranges} if ranges else None
     v4, v6 = imds.eni(mac, "ipv4-prefix"), imds.eni(mac, "ipv6-prefix")
     if len(v4) < iface.ipv4_prefixes or len(v6) < iface.ipv6_prefixes:
         return PENDING  # the Lambda delegates them when it creates the ENI; IMDS may lag a little

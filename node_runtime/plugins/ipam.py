@@ -84,6 +84,9 @@ class EksnetIpam(Plugin):
         service = self._service(host)
         try:
             leases = service.add(req.network, req.container_id, req.ifname, req.netns, ipam)
+            if service.perip is not None:  # per-IP pools: the address is on the Multus ENI before ADD answers
+                leases = await service.perip.claim(service, req.network, req.container_id, req.ifname,
+                                                   req.netns, ipam, leases)
         except ConfigError as exc:
             raise CNIError(INVALID_CONFIG, "invalid ipam ranges", str(exc)) from None
         except Exhausted as exc:

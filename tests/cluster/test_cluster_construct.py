@@ -236,22 +236,36 @@ def test_ipv6_cni_role_is_assumed_through_irsa_for_aws_node(v6):
     assert "system:serviceaccount:kube-system:aws-node" in json.dumps(conditions)
 
 
+def _cni_statements(v6) -> list[dict]:
+    return [s for s in _statements(v6) if _actions(s) & (set(IPV6_CNI_ACTIONS) | {"ec2:CreateTags"})]
+
+
 def test_ipv6_cni_policy_has_todays_upstream_actions(v6):
-    stmts = _statements(v6)
-    star = [s for s in stmts if s["Resource"] == "*" and "ec2:AssignIpv6Addresses" in _actions(s)]
-    assert len(star) == 1
-    assert _actions(star[0]) == set(IPV6_CNI_ACTIONS)
-    assert {"ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:ModifyNetworkInterfaceAttribute"} <= _actions(
-        star[0]
-    )
+    granted = set().union(*(_actions(s) for s in _cni_statements(v6)))
+    assert granted == set(IPV6_CNI_ACTIONS) | {"ec2:CreateTags"}
 
 
-def test_ipv6_cni_may_tag_only_network_interfaces_in_any_partition(v6):
-    tagging = [s for s in _statements(v6) if _actions(s) == {"ec2:CreateTags"}]
-    assert len(tagging) == 1
-    arn = tagging[0]["Resource"]["Fn::Join"][1]
-    assert {"Ref": "AWS::Partition"} in arn
-    assert arn[-1].endswith(":ec2:*:*:network-interface/*")
+def test_only_the_describe_actions_which_take_no_resource_are_on_star(v6):
+    star = [s for s in _cni_statements(v6) if s["Resource"] == "*"]
+    assert len(star) == 1 and all(a.startswith("ec2:Describe") for a in _actions(star[0]))
+
+
+def _arn_tails(statement) -> set[str]:
+    res = statement["Resource"]
+    res = res if isinstance(res, list) else [res]
+    assert all({"Ref": "AWS::Partition"} in r["Fn::Join"][1] for r in res)  # any partition
+    return {r["Fn::Join"][1][-1].rsplit(":", 1)[-1] for r in res}
+
+
+def test_ipv6_cni_may_assign_and_tag_only_network_interfaces(v6):
+    (s,) = [s for s in _cni_statements(v6) if "ec2:CreateTags" in _actions(s)]
+    assert _actions(s) == {"ec2:CreateTags", "ec2:AssignIpv6Addresses"}
+    assert _arn_tails(s) == {"network-interface/*"}
+
+
+def test_ipv6_cni_modifies_interfaces_within_the_types_the_action_authorizes(v6):
+    (s,) = [s for s in _cni_statements(v6) if "ec2:ModifyNetworkInterfaceAttribute" in _actions(s)]
+    assert _arn_tails(s) == {"network-interface/*", "instance/*", "security-group/*", "vpc/*"}
 
 
 def test_ipv4_cni_role_uses_the_managed_cni_policy_through_pod_identity(v4):
@@ -321,6 +335,42 @@ def test_nodes_wait_for_the_cni_and_kube_proxy_addons(v6):
     ng_lid = next(iter(resources(v6, "AWS::EKS::Nodegroup")))
     depends = set(v6["Resources"][ng_lid].get("DependsOn", []))
     assert {_addon(v6, "vpc-cni")[0], _addon(v6, "kube-proxy")[0]} <= depends
+
+
+def test_coredns_waits_for_the_first_node_group_so_it_can_become_healthy(v6):
+    ng_lid = next(iter(resources(v6, "AWS::EKS::Nodegroup")))
+    coredns_lid, _ = _addon(v6, "coredns")
+    assert ng_lid in v6["Resources"][coredns_lid].get("DependsOn", [])
+
+
+def test_secrets_are_encrypted_with_a_customer_managed_key_that_rotates(v6):
+    cluster = _one(v6, "AWS::EKS::Cluster")
+    (config,) = cluster["EncryptionConfig"]
+    assert config["Resources"] == ["secrets"]
+    key = v6["Resources"][ref_id(config["Provider"]["KeyArn"])]
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+
+
+def test_the_stack_owns_the_control_plane_log_group_with_a_retention(v6):
+    (lid, group), = [(lid, r) for lid, r in resources(v6, "AWS::Logs::LogGroup").items()
+                     if r["Properties"].get("LogGroupName") == "/aws/eks/v6/cluster"]
+    assert group["Properties"]["RetentionInDays"] == 30
+    cluster_lid = next(iter(resources(v6, "AWS::EKS::Cluster")))
+    assert lid in v6["Resources"][cluster_lid]["DependsOn"]
+
+
+def test_nodes_pull_images_with_the_pull_only_ecr_policy(v6):
+    node_role = next(p for _, p in props(v6, "AWS::IAM::Role")
+                     if "ec2.amazonaws.com" in json.dumps(p["AssumeRolePolicyDocument"]))
+    policies = json.dumps(node_role["ManagedPolicyArns"])
+    assert "AmazonEC2ContainerRegistryPullOnly" in policies and "ReadOnly" not in policies
+
+
+def test_each_anchor_default_can_be_turned_off():
+    cluster = _cluster(secrets_key=False, control_plane_log_retention=None, coredns_after_nodes=False)
+    assert cluster.secrets_key is None and cluster.control_plane_log_group is None
+    assert cluster.cluster.node.default_child.encryption_config is None
+    assert not [d for d in cluster.addons["coredns"].node.dependencies]
 
 
 def test_max_pods_is_computed_and_written_to_kubelet_config(synthesized, v6):
@@ -507,12 +557,42 @@ def test_imds_ipv6_endpoint_stays_off_for_xen_instance_types():
     assert cluster.max_pods == {"old": 20}
 
 
-def test_ipv4_cluster_refuses_ipv6_only_private_subnets():
+@pytest.mark.parametrize("family", [eks.IpFamily.IP_V4, eks.IpFamily.IP_V6])
+def test_clusters_of_both_families_refuse_ipv6_only_private_subnets(family):
+    # EKS user guide: an IPv6 cluster and its nodes need dual-stack subnets, not IPv6-only ones.
     stack = _stack()
     eks_vpc = EksVpc(stack, "Vpc", pod_ipv4_egress=PodIpv4Egress.NAT64, ipv6_only_private_subnets=True)
-    with pytest.raises(ValueError, match="IPv6-only"):
-        EksCluster(stack, "C", vpc=eks_vpc, cluster_name="c", ip_family=eks.IpFamily.IP_V4)
-    assert EksCluster(stack, "D", vpc=eks_vpc, cluster_name="d", ip_family=eks.IpFamily.IP_V6).ipv6
+    with pytest.raises(ValueError, match="IPv6-only.*dual-stack private subnets"):
+        EksCluster(stack, "C", vpc=eks_vpc, cluster_name="c", ip_family=family)
+
+
+def test_a_vpc_with_subnets_in_one_zone_is_refused():
+    stack = _stack()
+    vpc = ec2.Vpc(stack, "OneZone", ip_protocol=ec2.IpProtocol.DUAL_STACK, max_azs=1, nat_gateways=1)
+    with pytest.raises(ValueError, match="at least two availability zones"):
+        EksCluster(stack, "C", vpc=vpc, cluster_name="c", ip_family=eks.IpFamily.IP_V6)
+
+
+def test_node_groups_and_fargate_profiles_added_later_are_checked_at_synth():
+    stack = _stack()
+    eks_vpc = EksVpc(stack, "Vpc", flow_logs=False)
+    cluster = EksCluster(stack, "C", vpc=eks_vpc, cluster_name="c", ip_family=eks.IpFamily.IP_V6)
+    only6 = ec2.PrivateSubnet(stack, "Only6", availability_zone="eu-central-1a", vpc_id=eks_vpc.vpc_id,
+                              cidr_block="192.168.224.0/24", ipv6_cidr_block="2001:db8::/64")
+    only6.node.default_child.ipv6_native = True
+    assert not cluster.node.validate()
+    eks.FargateProfile(stack, "Pods", cluster=cluster.cluster, selectors=[eks.Selector(namespace="apps")],
+                       vpc=eks_vpc.vpc, subnet_selection=ec2.SubnetSelection(subnets=[only6]))
+    eks.Nodegroup(stack, "Extra", cluster=cluster.cluster, subnets=ec2.SubnetSelection(subnets=[only6]))
+    errors = cluster.node.validate()
+    assert len(errors) == 2 and all("IPv6-only subnet" in e for e in errors), errors
+    assert any("Fargate profile" in e for e in errors) and any("managed node group" in e for e in errors)
+
+
+def test_ipv6_clusters_refuse_xen_instance_types():
+    # EKS: IPv6 needs Nitro instances (the VPC CNI assigns a /80 prefix per node).
+    with pytest.raises(ValueError, match="not a Nitro instance type"):
+        _cluster(ip_family=eks.IpFamily.IP_V6, nodegroups=[NodeGroupSpec("old", ("m4.large",))])
 
 
 def test_custom_networking_needs_an_eni_subnet_in_every_node_zone():

@@ -34,3 +34,27 @@ def test_stack_answers_its_zones_without_a_lookup():
     app = cdk.App()
     stack = EksnetStack(app, "S", deploy_env=DeployEnv(azs=("eu-central-1b", "eu-central-1c")))
     assert stack.availability_zones == ["eu-central-1b", "eu-central-1c"]
+
+
+def test_default_zones_come_from_the_region_table_not_region_plus_abc():
+    assert DeployEnv(region="ap-northeast-1").azs == ("ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d")
+
+
+def test_every_supported_region_has_default_zones():
+    from eksnet.environment import REGION_ZONES, SUPPORTED_REGIONS
+
+    for region in SUPPORTED_REGIONS:
+        assert len(DeployEnv(region=region).azs) == 3 and set(REGION_ZONES[region]) == set(DeployEnv(region=region).azs)
+
+
+def test_a_region_without_a_table_entry_needs_its_zones_named():
+    with pytest.raises(ValueError, match="eksnet:availabilityZones"):
+        DeployEnv(region="sa-east-1")
+    assert DeployEnv(region="sa-east-1", azs=("sa-east-1a", "sa-east-1c")).azs == ("sa-east-1a", "sa-east-1c")
+
+
+@pytest.mark.parametrize(("kwargs", "prop"), [({"region": 1}, "region"), ({"azs": "eu-central-1a"}, "azs"),
+                                              ({"account": 123456789012}, "account")])
+def test_wrong_types_are_refused_with_the_props_name(kwargs, prop):
+    with pytest.raises(TypeError, match=f"DeployEnv.{prop} must be"):
+        DeployEnv(**kwargs)

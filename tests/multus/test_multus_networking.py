@@ -18,6 +18,7 @@ from eksnet.multus import (
     MultusConfigError,
     MultusInterface,
     MultusNetworking,
+    PerIpSettings,
 )
 from eksnet.vpc import EksVpc, MultusNetwork
 from support import cfn
@@ -147,9 +148,10 @@ def test_different_prefix_counts_are_refused():
         build([MultusInterface(ipv4_prefixes=1), MultusInterface(ipv4_prefixes=2)])
 
 
-def test_per_ip_mode_is_refused_until_it_is_wired():
-    with pytest.raises(MultusConfigError, match="PER_IP"):
-        build([MultusInterface(mode=AddressMode.PER_IP)])
+def test_a_per_ip_range_outside_its_subnet_is_refused():  # per-IP mode itself: tests/multus_perip/
+    with pytest.raises(MultusConfigError, match=r"interface 1 \(AddressMode.PER_IP\).*outside its Multus subnet"):
+        build([MultusInterface(mode=AddressMode.PER_IP,
+                               per_ip=PerIpSettings(ranges={z: "10.99.0.0/27" for z in DeployEnv().azs}))])
 
 
 def test_a_vpc_with_its_own_multus_subnets_is_refused():

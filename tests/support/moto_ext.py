@@ -32,6 +32,19 @@ AWS's documented semantics and leaves every other call on moto as it is. Call
    ``Pending:Wait`` / ``Terminating:Wait`` until the action is completed; then
    ``InService`` (launch, CONTINUE), ``Terminating`` (launch, ABANDON) or
    ``Terminating:Proceed`` (terminate), as Auto Scaling's instance lifecycle shows them.
+
+Per-IP mode (node_runtime/perip.py, tests/multus_perip/):
+
+8. ``ec2:AssignPrivateIpAddresses`` / ``ec2:AssignIpv6Addresses`` with explicit addresses
+   (moto: assigns an address another interface holds, and addresses outside the subnet):
+   without ``AllowReassignment`` an address held by another interface of the VPC is refused
+   (``InvalidIPAddress.InUse``), as is an address outside the subnet's CIDR blocks
+   (``InvalidParameterValue``); nothing of a refused request is assigned. Every explicit
+   assignment request is recorded (``assignment_requests``) so tests can check that
+   ``AllowReassignment`` is never sent.
+9. ``ec2:UnassignPrivateIpAddresses`` / ``ec2:UnassignIpv6Addresses`` (moto: silently ignores
+   addresses the interface does not hold): ``InvalidParameterValue`` ("... not assigned to
+   interface ..."), as AWS answers.
 """
 
 from __future__ import annotations
@@ -268,6 +281,107 @@ def _create_with_prefixes(self: ElasticNetworkInterfaces):
     return result
 
 
+# --- 7-8. per-IP mode: explicit assignments arbitrated by EC2 --------------------------------------------------------
+
+@dataclass(frozen=True)
+class AssignmentRequest:
+    action: str
+    eni: str
+    addresses: tuple[str, ...]
+    allow_reassignment: bool
+
+
+_ASSIGNMENT_REQUESTS: list[AssignmentRequest] = []
+
+
+def assignment_requests() -> list[AssignmentRequest]:
+    """Every explicit Assign* request the server saw (this process), in order."""
+    with _LOCK:
+        return list(_ASSIGNMENT_REQUESTS)
+
+
+def _norm(address: str) -> ipaddress._BaseAddress:
+    try:
+        return ipaddress.ip_address(address)
+    except ValueError:
+        raise EC2ClientError("InvalidParameterValue", f"Invalid value '{address}' for IP address") from None
+
+
+def _holders(backend, eni) -> dict:
+    """Address -> id of the interface holding it, over every other interface of the ENI's VPC."""
+    held = {}
+    for other in backend.enis.values():
+        if other is eni or other.subnet.vpc_id != eni.subnet.vpc_id:
+            continue
+        for a in other.private_ip_addresses:
+            held[_norm(a["PrivateIpAddress"])] = other.id
+        for a in other.ipv6_addresses:
+            if a:
+                held[_norm(a)] = other.id
+    return held
+
+
+def _check_explicit(self: ElasticNetworkInterfaces, action: str, param: str, blocks: list) -> None:
+    addresses = self._get_param(param, [])
+    if not addresses:
+        return
+    eni = _eni(self, self._get_param("NetworkInterfaceId"))
+    allow = str(self._get_param("AllowReassignment", False)).lower() == "true"
+    with _LOCK:
+        _ASSIGNMENT_REQUESTS.append(AssignmentRequest(action, eni.id, tuple(addresses), allow))
+        subnets = [ipaddress.ip_network(b) for b in blocks(eni.subnet)]
+        holders = _holders(self.ec2_backend, eni)
+        for address in addresses:
+            ip = _norm(address)
+            if not any(ip.version == n.version and ip in n for n in subnets):
+                raise EC2ClientError("InvalidParameterValue",
+                                     f"Address {address} does not fall within the subnet's address range")
+            if ip in holders and not allow:
+                raise EC2ClientError("InvalidIPAddress.InUse", f"Address {address} is in use.")
+
+
+def _v4_blocks(subnet) -> list:
+    return [subnet.cidr_block]
+
+
+def _v6_blocks(subnet) -> list:
+    return [a["ipv6CidrBlock"] for a in subnet.ipv6_cidr_block_associations.values()]
+
+
+def _assign_private_ip_addresses(self: ElasticNetworkInterfaces):
+    with _LOCK:  # check and assign as one step: two nodes asking at once cannot both win
+        _check_explicit(self, "AssignPrivateIpAddresses", "PrivateIpAddresses", _v4_blocks)
+        return _ORIGINAL["assign_private_ip_addresses"](self)
+
+
+def _assign_ipv6_addresses(self: ElasticNetworkInterfaces):
+    with _LOCK:
+        _check_explicit(self, "AssignIpv6Addresses", "Ipv6Addresses", _v6_blocks)
+        return _ORIGINAL["assign_ipv6_addresses"](self)
+
+
+def _check_held(self: ElasticNetworkInterfaces, param: str) -> None:
+    eni = _eni(self, self._get_param("NetworkInterfaceId"))
+    mine = {_norm(a["PrivateIpAddress"]) for a in eni.private_ip_addresses}
+    mine |= {_norm(a) for a in eni.ipv6_addresses if a}
+    missing = [a for a in self._get_param(param, []) if _norm(a) not in mine]
+    if missing:
+        raise EC2ClientError("InvalidParameterValue",
+                             f"Some of the specified addresses are not assigned to interface {eni.id}")
+
+
+def _unassign_private_ip_addresses(self: ElasticNetworkInterfaces):
+    with _LOCK:
+        _check_held(self, "PrivateIpAddresses")
+        return _ORIGINAL["unassign_private_ip_addresses"](self)
+
+
+def _unassign_ipv6_addresses(self: ElasticNetworkInterfaces):
+    with _LOCK:
+        _check_held(self, "Ipv6Addresses")
+        return _ORIGINAL["unassign_ipv6_addresses"](self)
+
+
 # --- installation --------------------------------------------------------------------------------------------------
 
 def install() -> None:
@@ -283,6 +397,10 @@ def install() -> None:
             ("attach_network_interface", _attach_network_interface),
             ("delete_network_interface", _delete_network_interface),
             ("create_network_interface", _create_network_interface),
+            ("assign_private_ip_addresses", _assign_private_ip_addresses),
+            ("assign_ipv6_addresses", _assign_ipv6_addresses),
+            ("unassign_private_ip_addresses", _unassign_private_ip_addresses),
+            ("unassign_ipv6_addresses", _unassign_ipv6_addresses),
         ):
             _ORIGINAL[name] = getattr(ElasticNetworkInterfaces, name)
             setattr(ElasticNetworkInterfaces, name, wrapper)

@@ -27,4 +27,9 @@ def test_the_pure_ipv6_stack_has_ipv6_only_private_subnets_with_dns64_and_nat64(
     assert len(private) == 3
     for s in private:
         assert s.ipv6_native and s.dns64
-        assert topo.nat_az[ref_id(s.routes[NAT64_PREFIX]["NatGatewayId"])] == s.az
+        assert ref_id(s.routes[NAT64_PREFIX]["NatGatewayId"]) in topo.nat_az
+
+
+def test_each_network_stack_has_one_nat_gateway_by_default(templates):
+    for name in ("EksnetNetwork", "EksnetNetworkIpv6Only"):
+        assert len(Topology(templates[name]).nat_az) == 1, name

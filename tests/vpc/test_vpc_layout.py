@@ -7,7 +7,7 @@ import pytest
 from aws_cdk import aws_ec2 as ec2
 from eksnet import nag
 from eksnet.environment import DeployEnv, EksnetStack
-from eksnet.vpc import EksVpc, PodIpv4Egress
+from eksnet.vpc import EksVpc, NatGateways, PodIpv4Egress
 from support.cfn import ref_id, resources, tags
 from vpc_testkit import Topology, lint_templates, new_app, new_stack
 
@@ -19,7 +19,7 @@ def built(tmp_path_factory):
     """The default EksVpc shared by two clusters, plus two security groups made by others in its stack."""
     app = new_app(str(tmp_path_factory.mktemp("cdk")))
     stack = EksnetStack(app, "VpcTest", deploy_env=DeployEnv())
-    vpc = EksVpc(stack, "EksVpc", cluster_names=["myipv6cluster", "other"])
+    vpc = EksVpc(stack, "EksVpc", cluster_names=["myipv6cluster", "other"], nat_gateways=NatGateways.PER_AZ)
     ec2.SecurityGroup(stack, "OpenEgress", vpc=vpc.vpc, description="allows all IPv4 egress")
     ec2.SecurityGroup(stack, "NoEgress", vpc=vpc.vpc, description="allows no egress", allow_all_outbound=False)
     nag.add_checks(app)
@@ -74,6 +74,13 @@ def test_flow_logs_record_all_traffic_of_the_vpc_by_default(built):
     (log,) = resources(template, "AWS::EC2::FlowLog").values()
     assert ref_id(log["Properties"]["ResourceId"]) == vpc_lid
     assert log["Properties"]["ResourceType"] == "VPC" and log["Properties"]["TrafficType"] == "ALL"
+
+
+def test_flow_logs_are_kept_a_month_by_default(built):
+    template, _ = built
+    (log,) = resources(template, "AWS::EC2::FlowLog").values()
+    group = template["Resources"][ref_id(log["Properties"]["LogGroupName"])]
+    assert group["Properties"]["RetentionInDays"] == 30
 
 
 def test_flow_logs_can_be_turned_off():

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from eksnet.vpc import CidrReservationType, MultusNetwork
+from eksnet.vpc import CidrReservationType, MultusNetwork, NatGateways
 from support.cfn import cidr_reservations, ref_id, resources, tags
 from vpc_testkit import Topology, lint_templates, new_stack
 
@@ -16,7 +16,8 @@ AZS = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
 
 @pytest.fixture(scope="module")
 def built(build_vpc):
-    return build_vpc(multus=MultusNetwork(ipv4_supernet="192.168.192.0/19", interfaces_per_node=2))
+    return build_vpc(multus=MultusNetwork(ipv4_supernet="192.168.192.0/19", interfaces_per_node=2),
+                     nat_gateways=NatGateways.PER_AZ)
 
 
 @pytest.fixture(scope="module")

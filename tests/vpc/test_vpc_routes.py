@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import pytest
 from eksnet.vpc import NAT64_PREFIX, NatGateways, PodIpv4Egress
-from support.cfn import ref_id, resources
+from support.cfn import ref_id, resources, tags
 from vpc_testkit import Topology, lint_templates
 
 AZS = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
 
+PER_AZ = {"nat_gateways": NatGateways.PER_AZ}
 VARIANTS = {
-    "node-snat": {},
-    "nat64": {"pod_ipv4_egress": PodIpv4Egress.NAT64},
-    "ipv6-only": {"pod_ipv4_egress": PodIpv4Egress.NAT64, "ipv6_only_private_subnets": True},
-    "nat64-shared-nat": {"pod_ipv4_egress": PodIpv4Egress.NAT64, "nat_gateways": NatGateways.SHARED},
+    "node-snat": PER_AZ,
+    "nat64": {"pod_ipv4_egress": PodIpv4Egress.NAT64, **PER_AZ},
+    "ipv6-only": {"pod_ipv4_egress": PodIpv4Egress.NAT64, "ipv6_only_private_subnets": True, **PER_AZ,
+                  "cluster_names": ["c"]},
+    "nat64-shared-nat": {"pod_ipv4_egress": PodIpv4Egress.NAT64},  # the default: one NAT gateway
     "no-nat": {"nat_gateways": NatGateways.NONE},
 }
 
@@ -58,6 +60,13 @@ def test_private_subnets_route_ipv6_default_to_the_egress_only_gateway(topologie
         assert ref_id(s.routes["::/0"]["EgressOnlyInternetGatewayId"]) == topo.eigw, s.logical_id
 
 
+def test_by_default_one_nat_gateway_serves_every_zone_as_eksctl_does(topologies):
+    topo = topologies["nat64-shared-nat"]
+    (nat,) = topo.nat_az
+    assert all(ref_id(s.routes["0.0.0.0/0"]["NatGatewayId"]) == nat for s in topo.of_kind("Private"))
+    assert all(ref_id(s.routes[NAT64_PREFIX]["NatGatewayId"]) == nat for s in topo.subnets if s.dns64)
+
+
 def test_with_a_nat_gateway_per_zone_private_ipv4_goes_to_the_same_zone(topologies):
     topo = topologies["node-snat"]
     assert sorted(topo.nat_az.values()) == AZS
@@ -67,6 +76,7 @@ def test_with_a_nat_gateway_per_zone_private_ipv4_goes_to_the_same_zone(topologi
 
 @pytest.mark.parametrize("variant", ["nat64", "ipv6-only"])
 def test_nat64_routes_go_to_the_same_zones_nat_gateway_wherever_dns64_is_on(topologies, variant):
+    # with NatGateways.PER_AZ
     topo = topologies[variant]
     dns64 = [s for s in topo.subnets if s.dns64]
     assert [s.az for s in dns64] == AZS and all(s.kind == "Private" for s in dns64)
@@ -119,3 +129,10 @@ def test_every_subnet_gets_a_slash_64_and_ipv6_on_creation(topologies, variant):
         assert s.props["Ipv6CidrBlock"]["Fn::Select"][1]["Fn::Cidr"][2] == "64"
     (block,) = resources(topo.template, "AWS::EC2::VPCCidrBlock").values()
     assert block["Properties"]["AmazonProvidedIpv6CidrBlock"] is True
+
+
+def test_ipv6_only_subnets_are_not_tagged_for_a_cluster_that_cannot_use_them(topologies):
+    # EKS places nodes only in subnets with IPv4; the dual-stack public subnets keep the cluster tag.
+    topo = topologies["ipv6-only"]
+    for s in topo.subnets:
+        assert ("kubernetes.io/cluster/c" in tags(s.props)) is (not s.ipv6_native), s.logical_id

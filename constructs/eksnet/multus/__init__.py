@@ -6,6 +6,7 @@
 * ``eni``: ``MultusEniAttacher``, the lifecycle hooks and Lambda that attach Multus ENIs to nodes.
 * ``networking``: ``MultusNetworking``, all of the above from one list of ``MultusInterface``.
 * ``node``: the node side: Multus ENIs renamed and configured, the node runtime shipped and started.
+* ``perip``: per-IP mode: ranges reserved per zone, the node role's bounded EC2 right, the IMDS hop closed.
 
 Every public name is importable from ``eksnet.multus`` directly.
 """
@@ -62,6 +63,7 @@ from eksnet.multus.node import (
     NodeRuntimeInstall,
     RpFilter,
 )
+from eksnet.multus.perip import PerIpMultus, PerIpRanges
 
 __all__ = [
     "AddressMode", "MultusInterface", "MultusNetworking", "PerIpSettings",
@@ -70,7 +72,7 @@ __all__ = [
     "Macvlan", "MacvlanMode", "MultusConfigError", "MultusEniAttacher", "MultusInstall", "MultusInterfaces",
     "MultusLogLevel", "MultusManifests", "MultusNodeBootstrap", "NAD_API_VERSION", "NAD_CRD", "NAD_KIND",
     "NETWORKS_ANNOTATION", "NetworkAttachmentDefinition", "NetworkSelection", "NodeRuntimeAsset",
-    "NodeRuntimeInstall", "NodegroupRef", "Route", "RpFilter", "StaticAddress", "StaticIpam", "TERMINATE_HOOK_NAME",
+    "NodeRuntimeInstall", "NodegroupRef", "PerIpMultus", "PerIpRanges", "Route", "RpFilter", "StaticAddress", "StaticIpam", "TERMINATE_HOOK_NAME",
     "check_ifname", "check_k8s_name", "check_namespace", "multus_image", "multus_manifests",
     "network_selection_annotation",
 ]

@@ -23,8 +23,8 @@ The lower-level constructs stay public for users who want to wire them different
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -46,6 +46,7 @@ from eksnet.multus.nad import (
     Route,
 )
 from eksnet.multus.node import AddressMode, MultusInterfaces, MultusNodeBootstrap, NodeRuntimeInstall, RpFilter
+from eksnet.multus.perip import PerIpMultus, PerIpRanges, plan_ranges
 
 _MAX_PREFIXES = 16
 
@@ -53,14 +54,23 @@ _MAX_PREFIXES = 16
 @dataclass(frozen=True)
 class PerIpSettings:
     """Per-IP mode of one interface (issue 11, item 5): pods get chosen addresses from a range reserved in the
-    subnet, each assigned to the node's Multus ENI through EC2 when the pod starts.
+    subnet (an explicit CIDR reservation), each assigned to the node's Multus ENI through EC2 when the pod
+    starts (``eksnet.multus.perip``: ranges, IAM bound to the node's own ENIs, IMDS hop closed to pods).
 
-    The place where per-IP mode's settings live; ``MultusNetworking`` refuses PER_IP interfaces until the
-    per-IP runtime (``eksnet-ipamd``'s EC2 assignment) and its IAM bound are wired in.
+    ``ranges`` [{}]: zone -> IPv4 CIDR inside that zone's subnet of the interface (the seed's NAD range, as
+    a CIDR); else ``range_prefix_length`` [27]: the highest block of that size in each zone's subnet clear
+    of AWS's reserved addresses and of the subnet's prefix reservation.
     """
 
-    #: The range of each subnet handed out one address at a time (default: the subnet's reserved pod range).
+    ranges: Mapping[str, str] = field(default_factory=dict)
     range_prefix_length: int | None = None
+
+    def per_ip_ranges(self) -> PerIpRanges:
+        if self.ranges:
+            if self.range_prefix_length is not None:
+                raise MultusConfigError("PerIpSettings: give ranges or range_prefix_length, not both")
+            return PerIpRanges(ipv4=dict(self.ranges))
+        return PerIpRanges(prefix_length=self.range_prefix_length or 27)
 
 
 @dataclass(frozen=True)
@@ -143,7 +153,8 @@ class MultusNetworking(Construct):
     ``pools`` (index -> pool name), ``multus_network`` (the ``MultusNetwork`` given to the VPC), ``subnets``
     (index -> zone -> ``ISubnet``), ``security_group``, ``node_interfaces`` (``MultusInterfaces``),
     ``node_config`` (the JSON of ``/etc/eksnet/multus.json``), ``attacher`` (``MultusEniAttacher``),
-    ``bootstrap`` (``MultusNodeBootstrap``), ``install`` (``MultusInstall`` or None), ``max_pods`` (node group
+    ``bootstrap`` (``MultusNodeBootstrap``), ``per_ip`` (index -> ``PerIpMultus`` of each PER_IP interface),
+    ``per_ip_ranges`` (index -> zone -> range), ``install`` (``MultusInstall`` or None), ``max_pods`` (node group
     -> maxPods), ``nodegroups`` (name -> ``Nodegroup``), ``scalers`` (name -> the custom resource that sizes it).
     """
 
@@ -174,10 +185,6 @@ class MultusNetworking(Construct):
             raise MultusConfigError("MultusNetworking needs at least one MultusInterface")
         if not all(isinstance(i, MultusInterface) for i in self.interfaces):
             raise MultusConfigError("interfaces must be MultusInterface(...) objects")
-        per_ip = [k for k, i in enumerate(self.interfaces, start=1) if i.mode is AddressMode.PER_IP]
-        if per_ip:
-            raise MultusConfigError(f"interface(s) {per_ip} use AddressMode.PER_IP, which MultusNetworking does not "
-                                    "wire yet (issue 11, item 5); use AddressMode.PREFIX")
         counts = {(i.ipv4_prefixes, i.ipv6_prefixes) for i in self.interfaces}
         if len(counts) > 1:
             raise MultusConfigError(f"the Multus ENI Lambda delegates the same prefix counts to every ENI "
@@ -209,10 +216,14 @@ class MultusNetworking(Construct):
                                                 pod_range_prefix_length=pod_range_prefix_length,
                                                 ipv6=any(i.ipv6 for i in self.interfaces))
         first = self.interfaces[0]
+        self.per_ip_ranges = self._plan_per_ip(vpc.azs)
         self.node_interfaces = MultusInterfaces(
             device_indexes=tuple(range(1, n + 1)), rp_filter=rp_filter, wait_seconds=wait_seconds,
             ipv4_prefix_count=first.ipv4_prefixes, ipv6_prefix_count=first.ipv6_prefixes,
             modes={k: i.mode for k, i in enumerate(self.interfaces, start=1)},
+            per_ip_ranges={k: [[{"subnet": str(self._per_ip_subnets[k][az]), "rangeStart": str(r[0]),
+                                 "rangeEnd": str(r[-1])}] for az, r in zones.items()]
+                           for k, zones in self.per_ip_ranges.items()},
         )
         self.device_indexes = self.node_interfaces.device_indexes
         self.names = self.node_interfaces.names
@@ -227,6 +238,12 @@ class MultusNetworking(Construct):
         self.subnets: dict[int, dict[str, ec2.ISubnet]] = {
             k: {az: vpc.multus_subnets[az][k - 1] for az in vpc.azs} for k in self.device_indexes}
         self.security_group = vpc.multus_security_group
+        # Per-IP interfaces: explicit reservations, the node role's EC2 right bound to its own ENIs, IMDS hop 1.
+        self.per_ip: dict[int, PerIpMultus] = {
+            k: PerIpMultus(self, f"PerIp{k}", subnets=self.subnets[k], cluster=cluster, device_index=k,
+                           ranges=PerIpRanges(ipv4={az: str(r) for az, r in zones.items()}),
+                           prefix_reservations={az: [str(vpc.multus_pod_ranges[(az, k)].ipv4)] for az in zones})
+            for k, zones in self.per_ip_ranges.items()}
 
         # --- hooks, Lambda ---------------------------------------------------------------------------------------
         self.nodegroups: dict[str, eks.Nodegroup] = {name: cluster.nodegroups[name] for name in names}
@@ -252,6 +269,26 @@ class MultusNetworking(Construct):
         if first_nodes_after_hooks:
             for name, ng in self.nodegroups.items():
                 self.scalers[name] = self._size_after_hooks(name, ng)
+
+    def _plan_per_ip(self, azs: Sequence[str]) -> dict[int, dict[str, ipaddress.IPv4Network]]:
+        """Each PER_IP interface's range per zone, checked before anything is made."""
+        n = len(self.interfaces)
+        cidrs = self.multus_network.subnet_cidrs(len(azs))  # zone-major: (zone z, device k) is z * n + k - 1
+        self._per_ip_subnets: dict[int, dict[str, ipaddress.IPv4Network]] = {}
+        planned: dict[int, dict[str, ipaddress.IPv4Network]] = {}
+        taken: list[ipaddress.IPv4Network] = []
+        for k, iface in enumerate(self.interfaces, start=1):
+            if iface.mode is not AddressMode.PER_IP:
+                continue
+            subnets = {az: cidrs[z * n + k - 1] for z, az in enumerate(azs)}
+            reserved = {az: [self.multus_network.pod_range(c)] for az, c in subnets.items()}
+            try:
+                planned[k] = plan_ranges((iface.per_ip or PerIpSettings()).per_ip_ranges(), subnets, reserved, taken)
+            except ValueError as e:
+                raise MultusConfigError(f"interface {k} (AddressMode.PER_IP): {e}") from e
+            self._per_ip_subnets[k] = subnets
+            taken += planned[k].values()
+        return planned
 
     # --- NADs -----------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,52 @@
+"""Fixtures for per-IP mode: moto's server on 127.0.0.1 (with the per-IP extensions of
+tests/support/moto_ext.py) standing in for EC2, a fresh VPC per test with one Multus subnet, its
+explicit CIDR reservation and two ENIs (two "nodes" sharing the range), and the environment the
+node runtime reads (credentials, region, ``AWS_ENDPOINT_URL_EC2``)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+from moto.server import ThreadedMotoServer
+from support import moto_ext
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node_runtime"))
+
+from perip_world import REGION, build_world  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    moto_ext.install()
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch, moto_endpoint):
+    """What a node's daemon would get from the instance, pointed at moto (inherited by daemons)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", moto_endpoint)
+
+
+@pytest.fixture
+def world(moto_endpoint, aws_env):
+    return build_world(moto_endpoint)
