@@ -281,3 +281,10 @@ def test_the_bundle_carries_both_architectures_and_a_node_installs_its_own(tmp_p
                   b'{"cniVersion": "0.4.0"}')  # no daemon: the fallback, with Debian's python3 alone
     assert version.returncode == 0 and json.loads(version.stdout)["cniVersion"] == "0.4.0"
 
+
+
+def test_paths_too_long_for_the_native_settings_are_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="too long"):
+        install(str(tmp_path / "bin"), socket="/" + "s" * protocol.SETTINGS_SIZE, daemon_dir=str(tmp_path / "sbin"),
+                forwarder=Forwarder.NATIVE, compile_=False)
+    assert not (tmp_path / "bin").exists() and not (tmp_path / "sbin").exists()
