@@ -59,7 +59,7 @@ cni-bin: install native
 demo: install
 	@test "$$(id -u)" -eq 0 || { echo "make demo needs root (network namespaces, links, mounts)" >&2; exit 2; }
 	@bin=$$(mktemp -d) && trap 'rm -rf "$$bin"' EXIT && \
-	  $(MAKE) --no-print-directory cni-bin DEST="$$bin" >/dev/null && \
+	  $(MAKE) --no-print-directory cni-bin DEST="$$bin" DAEMON_DIR="$$bin" >/dev/null && \
 	  $(PY) -m demo --cni-bin "$$bin"
 
 clean:

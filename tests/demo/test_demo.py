@@ -21,7 +21,8 @@ def demo_run(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.fail("the demo needs root (network namespaces); CI runs as root, see TESTING.md")
     tmp = tmp_path_factory.mktemp("demo")
-    subprocess.run([sys.executable, "-m", "node_runtime.install", "--dest", str(tmp / "bin")],
+    subprocess.run([sys.executable, "-m", "node_runtime.install", "--dest", str(tmp / "bin"),
+                    "--daemon-dir", str(tmp / "bin")],  # as `make demo`: the demo asks `eksnet-ipamd status` there
                    check=True, capture_output=True, cwd=ROOT)
     report = tmp / "report.json"
     proc = subprocess.run([sys.executable, "-m", "demo", "--cni-bin", str(tmp / "bin"), "--pods", "4",
