@@ -4,7 +4,8 @@ list what the ENI holds. Blocking (botocore); the daemon runs them on its worker
 Credentials and region come from the instance, through botocore's own chains (the instance role
 through IMDSv2, the region from IMDS unless ``AWS_REGION`` or the pool's ``region`` says
 otherwise). On AL2023 nodes botocore is the distro package ``python3-botocore``, which the node
-setup installs with ``dnf``: it is imported only when a per-IP pool is configured, so nodes with
+user data installs with ``dnf`` when an interface is in per-IP mode (``PER_IP_NODE_PACKAGES`` of
+``eksnet.multus.perip``): it is imported only when a per-IP pool is configured, so nodes with
 prefix-mode pools never need it. ``AWS_ENDPOINT_URL_EC2`` (or ``AWS_ENDPOINT_URL``) points the
 calls elsewhere: the tests and the demo use moto's server on 127.0.0.1.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import threading
 from typing import Any
 
 # EC2 error codes that mean "another network interface holds this address". AWS documents the
@@ -68,6 +70,9 @@ def _import_botocore() -> Any:
         if (venv / "pyvenv.cfg").exists():
             candidates.insert(0, str(venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
                                      / "site-packages"))
+        # AL2023's python3-botocore is installed for the system python3 (3.9), while the daemon runs on
+        # python3.11: botocore and its dependencies are pure Python, so the distro's directory serves too.
+        candidates += sorted(str(p.parent) for p in Path("/usr/lib").glob("python3*/site-packages/botocore"))
         sys.path.extend(p for p in candidates if p not in sys.path)
         try:
             import botocore.config
@@ -99,11 +104,18 @@ class Ec2Assigner:
     def __init__(self, client: Any = None, region: str | None = None) -> None:
         self._client = client
         self._region = region
+        self._lock = threading.Lock()  # one client, even when a warm-up and a first call race
+
+    @property
+    def ready(self) -> bool:
+        return self._client is not None
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = make_client(self._region)
+            with self._lock:
+                if self._client is None:
+                    self._client = make_client(self._region)
         return self._client
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:

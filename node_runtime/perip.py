@@ -99,12 +99,13 @@ class PerIp:
     def __init__(self, pools: dict[str, Any], host: Any,
                  assigner_for: Callable[[str | None], Ec2Assigner] | None = None) -> None:
         self.by_key: dict[str, PerIpPool] = {}
+        self.by_name: dict[str, PerIpPool] = {}
         self.ranges: dict[str, tuple[Any, ...]] = {}  # pool key -> its ranges (allocator Range objects)
         for name, spec in pools.items():
             if not is_per_ip(spec):
                 continue
             validate_pool(name, spec)
-            pool = PerIpPool(name, spec["eniId"], spec.get("region"))
+            pool = self.by_name[name] = PerIpPool(name, spec["eniId"], spec.get("region"))
             for ranges in spec["ranges"]:
                 parsed = parse_range_set(ranges)
                 self.by_key[pool_key(parsed)] = pool
@@ -122,7 +123,21 @@ class PerIp:
 
     @classmethod
     def from_config(cls, pools: dict[str, Any], host: Any) -> PerIp | None:
-        return cls(pools, host) if any(is_per_ip(p) for p in pools.values()) else None
+        if not any(is_per_ip(p) for p in pools.values()):
+            return None
+        perip = cls(pools, host)
+        workers = getattr(host, "pool", None)  # the daemon's worker threads
+        if workers is not None:
+            workers.submit(perip.warm)
+        return perip
+
+    def warm(self) -> None:
+        """Build the EC2 clients now (botocore loads EC2's model: ~1 s) rather than on the first pod's ADD."""
+        for pool in self._one_per_region():
+            try:
+                _ = self.assigner(pool).client
+            except Ec2Error as exc:  # no botocore: the first per-IP ADD reports it as a CNI error
+                log.warning("per-IP pools cannot call EC2: %s", exc)
 
     # -- helpers -------------------------------------------------------------------------------------
     def assigner(self, pool: PerIpPool) -> Ec2Assigner:
@@ -143,6 +158,11 @@ class PerIp:
             if entry[1] == 0:
                 del self._locks[(eni, address)]
 
+    def pool_of(self, lease: Any) -> PerIpPool | None:
+        """The per-IP pool a lease came from: by the daemon pool's name when the service records it
+        (``lease.source``), else by its ranges (a network config naming the same ranges inline)."""
+        return self.by_name.get(getattr(lease, "source", "") or "") or self.by_key.get(lease.pool.key)
+
     def in_range(self, key: str, address: str) -> bool:
         ip = ipaddress.ip_address(address)
         return any(r.subnet.version == ip.version and r.first <= int(ip) <= r.last for r in self.ranges[key])
@@ -158,13 +178,13 @@ class PerIp:
         """Make every per-IP lease of the attachment assigned to its ENI, skipping addresses held
         elsewhere. Returns the attachment's leases; raises CNIError (the attachment released)."""
         for _ in range(MAX_ATTEMPTS):
-            mine = [lease for lease in leases if lease.pool.key in self.by_key]
+            mine = [lease for lease in leases if self.pool_of(lease) is not None]
             if not mine:
                 return leases
             refused = []
             try:
                 for lease in mine:
-                    if not await self._assign(self.by_key[lease.pool.key], lease):
+                    if not await self._assign(self.pool_of(lease), lease):
                         refused.append(lease.ip)
             except Ec2Error as exc:
                 service.release(network, container_id, ifname)
@@ -200,7 +220,7 @@ class PerIp:
     def released(self, netns: str, ifname: str, leases: list[Any]) -> None:
         """Called by the IPAM service when an attachment's leases are released (DEL, GC, reconcile):
         unassign its per-IP addresses once its link is gone, off the caller's path."""
-        mine = [(self.by_key[lease.pool.key], lease) for lease in leases if lease.pool.key in self.by_key]
+        mine = [(self.pool_of(lease), lease) for lease in leases if self.pool_of(lease) is not None]
         if not mine:
             return
         task = asyncio.get_running_loop().create_task(self._unassign_after_link(netns, ifname, mine))
@@ -259,8 +279,12 @@ class PerIp:
             log.info("unassigned %d per-IP addresses that had no lease", unassigned)
         return unassigned
 
+    def _one_per_region(self) -> list[PerIpPool]:
+        return list({p.region: p for p in self.by_key.values()}.values())
+
     def status(self) -> dict[str, Any]:
         return {"pools": sorted({p.name for p in self.by_key.values()}),
+                "ec2_client_ready": all(self.assigner(p).ready for p in self._one_per_region()),
                 "enis": sorted({p.eni for p in self.by_key.values()}), "counters": dict(self.counters)}
 
 

@@ -5,8 +5,10 @@ with the cdk-nag gate on, then linted by cfn-lint in its own region."""
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
+import sys
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -16,10 +18,11 @@ from eksnet import nag
 from eksnet.cluster import EksCluster, NodeGroupSpec
 from eksnet.environment import DeployEnv, EksnetStack
 from eksnet.multus import AddressMode, MultusInterface, MultusNetworking, PerIpSettings
-from eksnet.multus.perip import ASSIGN_ACTIONS, PerIpRanges, plan_ranges
+from eksnet.multus.perip import ASSIGN_ACTIONS, INSTANCE_ARN_TAG, PER_IP_NODE_PACKAGES, PerIpRanges, plan_ranges
 from eksnet.vpc import EksVpc
 from support.cfn import cidr_reservations, props, resources
 from support.gates import cfn_lint
+from support.paths import ROOT
 
 from node_runtime.ipamd.config import DaemonConfig
 from node_runtime.perip import ranges_in_subnet
@@ -85,6 +88,16 @@ def test_every_grant_of_the_assign_actions_is_bound_to_the_callers_own_enis(temp
     assert roles and {r["Ref"] for r in roles} <= node_roles
 
 
+def test_the_eni_lambda_tags_each_eni_with_the_arn_the_bound_compares():
+    """SEAMS 3: the Multus ENI Lambda writes the tag; the bound above matches it to ec2:SourceInstanceARN."""
+    spec = importlib.util.spec_from_file_location("perip_multus_eni_ops", ROOT / "lambda/multus_eni/multus_eni_ops.py")
+    ops = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(ops)
+    arn = "arn:aws:ec2:eu-central-1:123456789012:instance/i-0abc"
+    tags = ops.eni_tags(ops.Settings(cluster_name="perip", subnets={}), "eu-central-1a", arn, 2)
+    assert tags[INSTANCE_ARN_TAG] == arn
+
+
 def test_pods_cannot_reach_the_node_role_through_imds(template):
     launch_templates = list(props(template, "AWS::EC2::LaunchTemplate"))
     assert len(launch_templates) == 2  # the role is shared: both groups close the hop
@@ -92,6 +105,16 @@ def test_pods_cannot_reach_the_node_role_through_imds(template):
         options = p["LaunchTemplateData"]["MetadataOptions"]
         assert options["HttpTokens"] == "required"
         assert options["HttpPutResponseHopLimit"] == 1
+
+
+def test_nodes_with_a_per_ip_interface_install_botocore_with_dnf_on_a_line_of_its_own(template):
+    user_data = {lid: json.dumps(p["LaunchTemplateData"]["UserData"])
+                 for lid, p in props(template, "AWS::EC2::LaunchTemplate")}
+    (multus,) = [u for lid, u in user_data.items() if "LaunchTemplatemultus" in lid]
+    (other,) = [u for lid, u in user_data.items() if "LaunchTemplateother" in lid]
+    assert f"\\n{PER_IP_NODE_PACKAGES}\\n" in multus
+    assert multus.index(PER_IP_NODE_PACKAGES) < multus.index("multus.json")  # before the node setup runs
+    assert PER_IP_NODE_PACKAGES not in other
 
 
 def test_the_template_passes_cfn_lint_in_its_region(synthesized):

@@ -281,7 +281,7 @@ def _create_with_prefixes(self: ElasticNetworkInterfaces):
     return result
 
 
-# --- 7-8. per-IP mode: explicit assignments arbitrated by EC2 --------------------------------------------------------
+# --- 8-9. per-IP mode: explicit assignments arbitrated by EC2 --------------------------------------------------------
 
 @dataclass(frozen=True)
 class AssignmentRequest:

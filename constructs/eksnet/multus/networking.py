@@ -46,7 +46,7 @@ from eksnet.multus.nad import (
     Route,
 )
 from eksnet.multus.node import AddressMode, MultusInterfaces, MultusNodeBootstrap, NodeRuntimeInstall, RpFilter
-from eksnet.multus.perip import PerIpMultus, PerIpRanges, plan_ranges
+from eksnet.multus.perip import PER_IP_NODE_PACKAGES, PerIpMultus, PerIpRanges, plan_ranges
 
 _MAX_PREFIXES = 16
 
@@ -258,6 +258,8 @@ class MultusNetworking(Construct):
         self.bootstrap = MultusNodeBootstrap(self, "NodeBootstrap", interfaces=self.node_interfaces,
                                              runtime=runtime or NodeRuntimeInstall())
         for name in names:
+            if self.per_ip:  # eksnet-ipamd's EC2 calls (node_runtime/ec2assign.py): a line of its own (a dnf step)
+                cluster.node_user_data[name].add_commands(PER_IP_NODE_PACKAGES)
             self.bootstrap.add_to(cluster.node_user_data[name], cluster.node_role)
         self.node_config = self.bootstrap.node_config
 

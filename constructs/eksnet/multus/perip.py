@@ -47,6 +47,9 @@ from eksnet.multus.nad import EksnetIpam, Route
 INSTANCE_ARN_TAG = "eksnet.io/instance-arn"  # written on each Multus ENI by the ENI Lambda (SEAMS 3)
 ASSIGN_ACTIONS = ("ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses",
                   "ec2:AssignIpv6Addresses", "ec2:UnassignIpv6Addresses")
+# botocore for the daemon's EC2 calls: AL2023's distro package (pure Python, for the system python3; the
+# daemon's python3.11 finds it there, see node_runtime/ec2assign.py). One user data line, a dnf step.
+PER_IP_NODE_PACKAGES = "rpm -q python3-botocore >/dev/null 2>&1 || dnf install -y -q python3-botocore"
 _AWS_RESERVED_HEAD = 4  # EC2 reserves a subnet's first four addresses and its last one
 
 
