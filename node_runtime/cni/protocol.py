@@ -57,6 +57,7 @@ _CODES: dict[str, tuple[int, str]] = {
     "CHECK_FAILED": (104, "CHECK found a difference from prevResult"),
     "REQUEST_TOO_LARGE": (105, "the request is larger than the protocol allows"),
     "REQUEST_TRUNCATED": (106, "the request ended before the lengths it announced"),
+    "EC2_REFUSED": (107, "EC2 refused to assign a per-IP address to the Multus ENI"),
     "INTERNAL": (999, "internal error (a bug)"),
 }
 SPEC_CODES = frozenset(v for v, _ in _CODES.values() if v < 100)
