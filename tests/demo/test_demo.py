@@ -22,7 +22,7 @@ def demo_run(tmp_path_factory):
         pytest.fail("the demo needs root (network namespaces); CI runs as root, see TESTING.md")
     tmp = tmp_path_factory.mktemp("demo")
     subprocess.run([sys.executable, "-m", "node_runtime.install", "--dest", str(tmp / "bin"),
-                    "--daemon-dir", str(tmp / "bin")],  # as `make demo`: the demo asks `eksnet-ipamd status` there
+                    "--daemon-dir", str(tmp / "bin")],
                    check=True, capture_output=True, cwd=ROOT)
     report = tmp / "report.json"
     proc = subprocess.run([sys.executable, "-m", "demo", "--cni-bin", str(tmp / "bin"), "--pods", "4",
@@ -41,8 +41,8 @@ def test_the_demo_passes_and_leaves_nothing(demo_run):
 def test_every_step_ran_and_is_timed(demo_run):
     proc, report = demo_run
     names = [name for name, _ in report["steps"]]
-    for step in ("synthesize", "launch lifecycle actions", "node setup", "readiness", "add 4 pods", "ping each other",
-                 "remove the pods", "terminate the nodes", "nothing left"):
+    for step in ("synthesize", "launch lifecycle actions", "node setup", "systemd's part", "readiness", "add 4 pods",
+                 "ping each other", "per-IP mode", "remove the pods", "terminate the nodes", "nothing left"):
         assert any(step in n for n in names), (step, names)
 
 
@@ -56,6 +56,20 @@ def test_prefix_mode_pods_start_without_ec2_and_nodes_launch_with_few_calls(demo
 
 def test_the_demo_names_its_stand_ins_and_the_macvlan_swap(demo_run):
     proc, _ = demo_run
-    for name in ("stand-in aws", "stand-in dnf", "stand-in systemctl"):
+    for name in ("stand-in aws", "stand-in dnf", "stand-in rpm", "stand-in systemctl", "stand-in udevadm"):
         assert name in proc.stdout
-    assert "this kernel has no ipvlan: the demo's NAD uses eksnet-macvlan" in proc.stdout
+    assert "this kernel has no ipvlan: the demo's NADs use eksnet-macvlan" in proc.stdout
+
+
+def test_per_ip_pods_are_assigned_in_ec2_while_they_live_and_unassigned_after_del(demo_run):
+    proc, report = demo_run
+    assert len(report["per_ip_start_ec2_calls"]) == 2 and min(report["per_ip_start_ec2_calls"]) >= 1
+    assert proc.stdout.count(" holds 192.") >= 2, "the per-IP addresses were not seen on the nodes' ENIs in moto"
+    assert proc.stdout.count("unassigned from eni-") == 2
+
+
+def test_the_node_setup_runs_the_stacks_units_and_readiness_gate(demo_run):
+    proc, _ = demo_run
+    assert "eksnet-ipamd.service (Type=notify)" in proc.stdout and "READY=1" in proc.stdout
+    assert "kubelet ExecStartPre passes" in proc.stdout
+    assert "cross-node pings answered (4 pods, IPv4 and IPv6)" in proc.stdout

@@ -34,11 +34,12 @@ def runtime(node, run_interfaces, tmp_path):
          "--state-dir", str(tmp_path / "state"), "--reconcile-interval", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        for _ in range(200):
-            if sock.exists():
-                break
+        deadline = time.monotonic() + 60  # a loaded CI machine: start-up loads pyroute2 before the socket opens
+        while not sock.exists():
             if daemon.poll() is not None:
                 pytest.fail("eksnet-ipamd exited: " + daemon.stdout.read())
+            if time.monotonic() > deadline:
+                pytest.fail("eksnet-ipamd did not open its socket within 60 s")
             time.sleep(0.05)
         pod = f"emie{uuid.uuid4().hex[:8]}"
         subprocess.run(["ip", "netns", "add", pod], check=True)
