@@ -1,9 +1,12 @@
 """CNI ADD/DEL latency, side by side: eksnet-macvlan + eksnet-ipam (through eksnet-ipamd) against
 the reference macvlan + host-local from /usr/lib/cni, on the same veth underlay, interleaved so
-both see the same machine load. Needs root (network namespaces); names start with ``eksnb``.
+all see the same machine load. eksnet runs twice, with the native forwarder (what a node installs
+when ``make native`` built it) and with the Python forwarder (the fallback), both against one
+daemon. Needs root (network namespaces); names start with ``eksnb``.
 
-Metrics: median and p99 of IPv4 ADD and DEL, dual-stack ADD (the reference waits for IPv6 DAD),
-and the throughput of 40 ADDs started at once."""
+Metrics (ratio = eksnet / reference): median and p99 of IPv4 ADD and DEL, dual-stack ADD (the
+reference waits for IPv6 DAD), and the throughput of 40 and 200 ADDs started at once (higher is
+better). Rows marked ``[python fwd]`` are the Python forwarder's."""
 
 from __future__ import annotations
 
@@ -20,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 REFERENCE = Path("/usr/lib/cni")
-SAMPLES = 40
+SAMPLES = 100
 DUAL_SAMPLES_REFERENCE = 5
-PARALLEL = 40
+PARALLEL = (40, 200)
+SIDES = ("native", "python", "ref")
 
 
 def sh(*args: str, check: bool = True) -> None:
@@ -40,16 +44,18 @@ class Rig:
     """Installed executables, a daemon, a veth underlay and namespaces, all removed by close()."""
 
     def __init__(self, cooldown: float = 30.0) -> None:
-        from node_runtime.install import install
+        from node_runtime.install import Forwarder, install
 
         self.tag = f"eksnb{os.getpid() % 100000}"
         self.tmp = Path(tempfile.mkdtemp(prefix="eksnet-bench-"))
-        self.bin = self.tmp / "bin"
+        self.socket = str(self.tmp / "ipamd.sock")
+        self.sbin = self.tmp / "sbin"
         # As on a node: the system interpreter when there is one (Debian's is built with PGO/LTO and
         # starts faster than a pyenv build), else this one.
         python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else None
-        install(str(self.bin), python=python)
-        self.socket = str(self.tmp / "ipamd.sock")
+        self.bins = {f.value: self.tmp / f.value for f in (Forwarder.NATIVE, Forwarder.PYTHON)}
+        for name, path in self.bins.items():
+            install(str(path), python=python, socket=self.socket, daemon_dir=str(self.sbin), forwarder=Forwarder(name))
         self.state = self.tmp / "state"
         self.cooldown = cooldown
         self.proc: subprocess.Popen | None = None
@@ -59,7 +65,7 @@ class Rig:
 
     def start_daemon(self) -> None:
         log = open(self.tmp / "ipamd.log", "ab")
-        self.proc = subprocess.Popen([str(self.bin / "eksnet-ipamd"), "serve", "--socket", self.socket, "--state-dir",
+        self.proc = subprocess.Popen([str(self.sbin / "eksnet-ipamd"), "serve", "--socket", self.socket, "--state-dir",
                                       str(self.state), "--cooldown", str(self.cooldown), "--reconcile-interval", "0"],
                                      stdout=log, stderr=log, start_new_session=True)
         deadline = time.time() + 120
@@ -92,8 +98,8 @@ class Rig:
             self.namespaces.remove(full)
 
     def env(self, command: str, cid: str = "", netns: str = "", ifname: str = "net1") -> dict[str, str]:
-        env = {"CNI_COMMAND": command, "CNI_PATH": f"{self.bin}:{REFERENCE}", "EKSNET_IPAMD_SOCKET": self.socket,
-               "CNI_IFNAME": ifname, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        env = {"CNI_COMMAND": command, "CNI_PATH": str(REFERENCE), "CNI_IFNAME": ifname,
+               "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
         if cid:
             env["CNI_CONTAINERID"] = cid
         if netns:
@@ -119,46 +125,57 @@ class Rig:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _configs(rig: Rig, dual: bool) -> tuple[dict, dict]:
-    v4 = [{"subnet": "10.200.0.0/16"}]
-    v6 = [{"subnet": "fd20:0:0:1::/80"}]
-    ours = {"cniVersion": "1.0.0", "name": "bench-ours", "type": "eksnet-macvlan", "master": rig.master,
-            "ipam": {"type": "eksnet-ipam", "ranges": [v4, v6] if dual else [v4]}}
-    ref = {"cniVersion": "1.0.0", "name": "bench-ref", "type": "macvlan", "master": rig.master, "mode": "bridge",
-           "ipam": {"type": "host-local", "dataDir": str(rig.tmp / "host-local"),
-                    "ranges": [[{"subnet": "10.201.0.0/16"}], [{"subnet": "fd21:0:0:1::/64"}]] if dual
-                    else [[{"subnet": "10.201.0.0/16"}]]}}
-    if dual:
-        ours["name"], ref["name"] = "bench-ours-ds", "bench-ref-ds"
-        ours["ipam"]["ranges"] = [[{"subnet": "10.202.0.0/16"}], [{"subnet": "fd22:0:0:1::/80"}]]
-    return ours, ref
+def _configs(rig: Rig, dual: bool) -> dict[str, dict]:
+    """One network per side: both eksnet sides share one daemon, so they get ranges of their own."""
+    family = 1 if dual else 0
+    configs = {}
+    for n, side in enumerate(SIDES):
+        v4 = [{"subnet": f"10.{200 + 3 * family + n}.0.0/16"}]
+        v6 = [{"subnet": f"fd2{3 * family + n}:0:0:1::/{64 if side == 'ref' else 80}"}]
+        ipam: dict[str, Any] = {"ranges": [v4, v6] if dual else [v4]}
+        if side == "ref":
+            ipam.update(type="host-local", dataDir=str(rig.tmp / "host-local"))
+            plugin = {"type": "macvlan", "mode": "bridge"}
+        else:
+            ipam.update(type="eksnet-ipam")
+            plugin = {"type": "eksnet-macvlan"}
+        configs[side] = {"cniVersion": "1.0.0", "name": f"bench-{side}-{'ds' if dual else 'v4'}", **plugin,
+                         "master": rig.master, "ipam": ipam}
+    return configs
+
+
+def _exe(rig: Rig, side: str) -> Path:
+    return REFERENCE / "macvlan" if side == "ref" else rig.bins[side] / "eksnet-macvlan"
 
 
 def _add_del(rig: Rig, samples: int, dual: bool, ref_samples: int | None = None) -> dict[str, dict[str, list]]:
-    ours, ref = _configs(rig, dual)
-    out = {"ours": {"add": [], "del": []}, "ref": {"add": [], "del": []}}
+    configs = _configs(rig, dual)
+    out = {side: {"add": [], "del": []} for side in SIDES}
     for i in range(samples):
-        for side, exe, config in (("ours", rig.bin / "eksnet-macvlan", ours), ("ref", REFERENCE / "macvlan", ref)):
+        for side in SIDES:
             if side == "ref" and ref_samples is not None and i >= ref_samples:
                 continue
-            ns = rig.netns(f"{side}{int(dual)}{i}")
+            ns = rig.netns(f"{side[0]}{int(dual)}{i}")
             cid = f"{side}-{int(dual)}-{i}"
-            out[side]["add"].append(rig.call(exe, "ADD", config, cid, ns))
-            out[side]["del"].append(rig.call(exe, "DEL", config, cid, ns))
+            out[side]["add"].append(rig.call(_exe(rig, side), "ADD", configs[side], cid, ns))
+            out[side]["del"].append(rig.call(_exe(rig, side), "DEL", configs[side], cid, ns))
             rig.drop_netns(ns)
     return out
 
 
-def _parallel(rig: Rig, exe: Path, config: dict, side: str) -> float:
-    namespaces = [rig.netns(f"par{side}{i}") for i in range(PARALLEL)]
+def _parallel(rig: Rig, side: str, count: int) -> float:
+    """ADDs per second with ``count`` started at once (each in its own namespace)."""
+    config = _configs(rig, dual=False)[side]
+    exe = _exe(rig, side)
+    namespaces = [rig.netns(f"p{side[0]}{i}") for i in range(count)]
     started = time.perf_counter()
-    with ThreadPoolExecutor(PARALLEL) as pool:
-        list(pool.map(lambda i: rig.call(exe, "ADD", config, f"par-{side}-{i}", namespaces[i]), range(PARALLEL)))
+    with ThreadPoolExecutor(count) as pool:
+        list(pool.map(lambda i: rig.call(exe, "ADD", config, f"par-{side}-{i}", namespaces[i]), range(count)))
     elapsed = time.perf_counter() - started
     for i, ns in enumerate(namespaces):
         rig.call(exe, "DEL", config, f"par-{side}-{i}", ns)
         rig.drop_netns(ns)
-    return PARALLEL / elapsed
+    return count / elapsed
 
 
 def _metric(name: str, unit: str, ours: float, ref: float, **extra: Any) -> dict[str, Any]:
@@ -169,28 +186,34 @@ def _metric(name: str, unit: str, ours: float, ref: float, **extra: Any) -> dict
 def run() -> dict[str, Any]:
     if os.geteuid() != 0:
         raise RuntimeError("bench cni needs root (network namespaces)")
+    load_before = os.getloadavg()
     rig = Rig()
     try:
         rig.make_underlay()
         rig.start_daemon()
-        _add_del(rig, 3, dual=False)  # warm caches (page cache, bytecode) for both sides
+        _add_del(rig, 3, dual=False)  # warm caches (page cache, bytecode) for every side
         v4 = _add_del(rig, SAMPLES, dual=False)
         dual = _add_del(rig, SAMPLES // 2, dual=True, ref_samples=DUAL_SAMPLES_REFERENCE)
-        ours_cfg, ref_cfg = _configs(rig, dual=False)
-        par_ours = _parallel(rig, rig.bin / "eksnet-macvlan", ours_cfg, "o")
-        par_ref = _parallel(rig, REFERENCE / "macvlan", ref_cfg, "r")
+        parallel = {count: {side: _parallel(rig, side, count) for side in SIDES} for count in PARALLEL}
     finally:
         rig.close()
-    o, r = v4["ours"], v4["ref"]
-    metrics = [
-        _metric("ipv4 ADD median", "ms", statistics.median(o["add"]), statistics.median(r["add"]), target="<= 1.5"),
-        _metric("ipv4 ADD p99", "ms", pct(o["add"], 0.99), pct(r["add"], 0.99)),
-        _metric("DEL median", "ms", statistics.median(o["del"]), statistics.median(r["del"]), target="< 1"),
-        _metric("DEL p99", "ms", pct(o["del"], 0.99), pct(r["del"], 0.99)),
-        _metric("dual-stack ADD median", "ms", statistics.median(dual["ours"]["add"]),
-                statistics.median(dual["ref"]["add"]), target="< 1"),
-        _metric("dual-stack ADD p99", "ms", pct(dual["ours"]["add"], 0.99), pct(dual["ref"]["add"], 0.99)),
-        _metric(f"{PARALLEL} parallel ADDs throughput", "ADD/s", par_ours, par_ref, note="higher is better"),
-    ]
+    r, rd = v4["ref"], dual["ref"]
+    metrics = []
+    for side, tag in (("native", ""), ("python", " [python fwd]")):
+        o, od = v4[side], dual[side]
+        metrics += [
+            _metric(f"ipv4 ADD median{tag}", "ms", statistics.median(o["add"]), statistics.median(r["add"]),
+                    target="<= 1.0 (goal 0.6)"),
+            _metric(f"ipv4 ADD p99{tag}", "ms", pct(o["add"], 0.99), pct(r["add"], 0.99), target="<= 1.0"),
+            _metric(f"DEL median{tag}", "ms", statistics.median(o["del"]), statistics.median(r["del"]),
+                    target="<= 0.3 (goal 0.2)"),
+            _metric(f"DEL p99{tag}", "ms", pct(o["del"], 0.99), pct(r["del"], 0.99)),
+            _metric(f"dual-stack ADD median{tag}", "ms", statistics.median(od["add"]), statistics.median(rd["add"]),
+                    target="<= 0.01"),
+            _metric(f"dual-stack ADD p99{tag}", "ms", pct(od["add"], 0.99), pct(rd["add"], 0.99)),
+        ]
+        metrics += [_metric(f"{count} parallel ADDs throughput{tag}", "ADD/s", parallel[count][side],
+                            parallel[count]["ref"], note="higher is better", target=">= 2.0") for count in PARALLEL]
     return {"metrics": metrics, "samples": {"ipv4": v4, "dual_stack": dual},
-            "load_average": os.getloadavg(), "cpus": os.cpu_count()}
+            "parallel_adds_per_second": {str(c): v for c, v in parallel.items()},
+            "load_average_before": load_before, "load_average": os.getloadavg(), "cpus": os.cpu_count()}

@@ -210,8 +210,8 @@ class Node:
         """Start the IPAM daemon as its unit says, with systemd's RuntimeDirectory/StateDirectory and the
         config placed under the node's root (flags the daemon takes). Returns the command."""
         # The unit's command with systemd's RuntimeDirectory/StateDirectory and /etc/eksnet under the node's root;
-        # no --config while the node setup has not written one (the daemon's default: none, no pools).
-        config = ["--config", str(self.ipamd_config)] if self.ipamd_config.exists() else []
+        # --config even before the node setup has written it (no pools until then; the reload reads it).
+        config = ["--config", str(self.ipamd_config)]
         argv = self.unit_exec_start(unit) + config + ["--socket", str(self.socket), "--state-dir",
                                                       str(self.state_dir), "--reconcile-interval", "0"]
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -126,7 +126,7 @@ def _copy_runtime(dest: Path, python: str, compile_: bool = True) -> Path:
 
 
 def unit_text(daemon_dir: str) -> str:
-    return (DATA / UNIT).read_text().replace("@SBINDIR@", daemon_dir)
+    return (DATA / UNIT).read_text().replace("@BINDIR@", daemon_dir)
 
 
 def settings_block(socket: str, fallback: str) -> bytes:
@@ -177,11 +177,11 @@ def install(dest: str, python: str | None = None, socket: str = DEFAULT_SOCKET, 
         raise ValueError(f"no native forwarder is built for {machine or os.uname().machine!r} in {NATIVE_BUILD}: "
                          "run `make native`, or install the Python forwarder (--forwarder python)")
     dest_path = Path(dest).resolve()
+    # Settings first: paths too long for the native forwarder are refused before anything is written.
+    binary = with_settings(native.read_bytes(), socket, str(dest_path / RUNTIME_DIR / FALLBACK)) if native else b""
     dest_path.mkdir(parents=True, exist_ok=True)
     runtime = _copy_runtime(dest_path, python, compile_)
     written = [runtime]
-    if native is not None:
-        binary = with_settings(native.read_bytes(), socket, str(runtime / FALLBACK))
     for name in PLUGIN_TYPES:
         path = dest_path / name
         if native is not None:

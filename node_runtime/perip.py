@@ -39,6 +39,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .cni.protocol import Code
 from .cni.types import TRY_AGAIN_LATER, CNIError
 from .ec2assign import Ec2Assigner, Ec2Error, HeldElsewhere
 from .ipam.allocator import ConfigError, parse_range_set, pool_key
@@ -47,7 +48,7 @@ log = logging.getLogger("eksnet-ipamd.perip")
 
 MODE = "per-ip"
 MAX_ATTEMPTS = 16  # addresses tried for one ADD before answering "try again later"
-EC2_REFUSED = 105  # CNI error code (plugin range, 100+): EC2 refused the assignment for good
+EC2_REFUSED = Code.EC2_REFUSED  # EC2 refused the assignment for good (not throttling, not an address held elsewhere)
 _ENI_ID = re.compile(r"^eni-[0-9a-f]{8,17}$")
 _POOL_KEYS = frozenset({"mode", "eniId", "region", "ranges"})
 

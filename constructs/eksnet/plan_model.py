@@ -252,7 +252,7 @@ def prefix_pods(family: int, count: int) -> int:
     if count <= 0:
         return 0
     net = "192.0.2.0/28" if family == 4 else "2001:db8::/80"
-    return count * parse_range({"subnet": net}).size
+    return count * parse_range({"subnet": net, "delegated": True}).size
 
 
 # --- reading one stack --------------------------------------------------------------------------------

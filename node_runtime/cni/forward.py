@@ -17,7 +17,7 @@ from node_runtime.cni import protocol
 
 # Kept for callers of the old names; the protocol module is where they live.
 DEFAULT_SOCKET = protocol.DEFAULT_SOCKET
-call = protocol.call
+call, decode, encode = protocol.call, protocol.decode, protocol.encode
 
 
 def cni_env() -> bytes:

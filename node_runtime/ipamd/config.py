@@ -62,7 +62,11 @@ def config_path(path: str | None) -> str | None:
 def load(path: str | None, overrides: dict[str, Any]) -> DaemonConfig:
     data: dict[str, Any] = {}
     path = config_path(path)
-    if path:
+    if path and not os.path.exists(path):
+        # A node starts the daemon before its setup writes the pools: no pools until the file is
+        # written and the daemon reloaded (SIGHUP), which reads this same path.
+        log.warning("%s does not exist yet: no pools until it is written and the daemon reloaded", path)
+    elif path:
         try:
             with open(path) as f:
                 data = json.load(f)

@@ -294,7 +294,7 @@ class Daemon:
                 raise OSError(f"another eksnet-ipamd is serving {path}")
         old = os.umask(0o177)  # the socket is born 0600: no window where others could connect
         try:
-            server = await asyncio.start_unix_server(self.handle, path=path)
+            server = await asyncio.start_unix_server(self.handle, path=path, backlog=protocol.BACKLOG)
         finally:
             os.umask(old)
         os.chmod(path, 0o600)

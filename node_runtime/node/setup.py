@@ -82,7 +82,8 @@ def pool_for(iface: Interface, imds: Imds, mac: str) -> Any:
     if len(v4) < iface.ipv4_prefixes or len(v6) < iface.ipv6_prefixes:
         return PENDING  # the Lambda delegates them when it creates the ENI; IMDS may lag a little
     sets = [[{"subnet": p} for p in family] for family in (v4, v6) if family]
-    return {"ranges": sets} if sets else None
+    # Delegated: AWS routes every address of the prefix to the ENI, so eksnet-ipamd hands out all 16 of a /28.
+    return {"ranges": sets, "delegated": True} if sets else None
 
 
 def read_json(path: str) -> dict[str, Any]:

@@ -146,23 +146,25 @@ def test_install_commands_install_from_the_asset_with_a_bare_interpreter(synth, 
     archive = runtime_zip(synth, tmp_path)
     install = NodeRuntimeInstall(python=BARE_PYTHON, python_package=None, start_ipamd=False,
                                  cni_bin_dir=str(tmp_path / "bin"), src_dir=str(tmp_path / "src"),
-                                 unit_dir=str(tmp_path / "units"))
+                                 unit_dir=str(tmp_path / "units"), daemon_dir=str(tmp_path / "sbin"))
     proc = subprocess.run(["bash", "-euc", "\n".join(install.commands(str(archive)))],
                           capture_output=True, text=True, timeout=120, env={"PATH": os.environ["PATH"]})
     assert proc.returncode == 0, proc.stderr
-    for name in ("eksnet-ipam", "eksnet-ipvlan", "eksnet-macvlan", "eksnet-ipamd"):
+    for name in ("eksnet-ipam", "eksnet-ipvlan", "eksnet-macvlan"):  # native forwarders when built, else scripts
         path = tmp_path / "bin" / name
         assert os.access(path, os.X_OK)
-        assert path.read_text().startswith(f"#!{BARE_PYTHON}")
+        assert path.read_bytes()[:4] == b"\x7fELF" or path.read_text().startswith(f"#!{BARE_PYTHON}")
+    assert (tmp_path / "sbin" / "eksnet-ipamd").read_text().startswith(f"#!{BARE_PYTHON}")
+    assert not (tmp_path / "bin" / "eksnet-ipamd").exists()
     unit = (tmp_path / "units" / "eksnet-ipamd.service").read_text()
-    assert f"ExecStart={tmp_path / 'bin'}/eksnet-ipamd" in unit
+    assert f"ExecStart={tmp_path / 'sbin'}/eksnet-ipamd" in unit
 
 
 def test_installed_ipam_plugin_answers_version(synth, tmp_path):
     archive = runtime_zip(synth, tmp_path)
     install = NodeRuntimeInstall(python=BARE_PYTHON, python_package=None, start_ipamd=False,
                                  cni_bin_dir=str(tmp_path / "bin"), src_dir=str(tmp_path / "src"),
-                                 unit_dir=str(tmp_path / "units"))
+                                 unit_dir=str(tmp_path / "units"), daemon_dir=str(tmp_path / "sbin"))
     subprocess.run(["bash", "-euc", "\n".join(install.commands(str(archive)))], check=True, capture_output=True)
     env = {"CNI_COMMAND": "VERSION", "EKSNET_IPAMD_SOCKET": str(tmp_path / "no-daemon.sock"), "PATH": "/usr/bin"}
     proc = subprocess.run([str(tmp_path / "bin" / "eksnet-ipam")], input='{"cniVersion":"1.0.0"}', env=env,

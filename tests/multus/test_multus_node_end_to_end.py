@@ -25,19 +25,21 @@ def runtime(node, run_interfaces, tmp_path):
     """The node runtime installed into a temporary bin dir and its daemon running in the node namespace."""
     assert run_interfaces(MultusInterfaces(device_indexes=(1,), wait_seconds=5)).returncode == 0
     bin_dir, sock = tmp_path / "bin", tmp_path / "ipamd.sock"
-    subprocess.run([sys.executable, "-m", "node_runtime.install", "--dest", str(bin_dir), "--socket", str(sock)],
-                   check=True, capture_output=True, cwd=Path(__file__).resolve().parents[2])
+    subprocess.run([sys.executable, "-m", "node_runtime.install", "--dest", str(bin_dir), "--socket", str(sock),
+                    "--daemon-dir", str(tmp_path / "sbin")], check=True, capture_output=True,
+                   cwd=Path(__file__).resolve().parents[2])
     daemon = subprocess.Popen(
-        ["ip", "netns", "exec", node["ns"], str(bin_dir / "eksnet-ipamd"), "serve",
+        ["ip", "netns", "exec", node["ns"], str(tmp_path / "sbin" / "eksnet-ipamd"), "serve",
          "--config", str(node["root"] / "etc/eksnet/ipamd.json"), "--socket", str(sock),
          "--state-dir", str(tmp_path / "state"), "--reconcile-interval", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        for _ in range(200):
-            if sock.exists():
-                break
+        deadline = time.monotonic() + 60  # a loaded CI machine: start-up loads pyroute2 before the socket opens
+        while not sock.exists():
             if daemon.poll() is not None:
                 pytest.fail("eksnet-ipamd exited: " + daemon.stdout.read())
+            if time.monotonic() > deadline:
+                pytest.fail("eksnet-ipamd did not open its socket within 60 s")
             time.sleep(0.05)
         pod = f"emie{uuid.uuid4().hex[:8]}"
         subprocess.run(["ip", "netns", "add", pod], check=True)

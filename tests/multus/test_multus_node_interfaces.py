@@ -55,7 +55,7 @@ def test_ipamd_pools_come_from_each_enis_delegated_prefixes(node, run_interfaces
     assert config == {"pools": {"multus1": {"ranges": [
         [{"subnet": "10.0.96.16/28"}, {"subnet": "10.0.96.48/28"}],
         [{"subnet": "2600:1f14:1:2:3::/80"}],
-    ]}}}
+    ], "delegated": True}}}
 
 
 def test_no_ipamd_config_when_pools_are_off(node, run_interfaces):

@@ -64,9 +64,10 @@ def _build_install_synth(base: Path) -> dict:
     assert ROOT not in base.parents
     src = base / "src"  # a copy, so the build writes nothing into the checkout (links kept, as git has them)
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "setup.py"):
         shutil.copy(ROOT / name, src / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    # No native builds either: setup.py compiles them into the wheel (node_runtime/native/build.py).
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
     for name in ("constructs", "node_runtime", "lambda"):
         shutil.copytree(ROOT / name, src / name, symlinks=True, ignore=ignore)
     wheels = base / "wheels"
@@ -101,7 +102,8 @@ def test_the_wheel_carries_the_lambda_code_and_the_node_runtime(installed):
     names = zipfile.ZipFile(installed["wheel"]).namelist()
     for needed in ("eksnet/multus/lambda_multus_eni/index.py", "eksnet/multus/lambda_multus_eni/sweeper.py",
                    "eksnet/multus/data/nad-crd.yaml", "node_runtime/node/setup.py", "node_runtime/node/ready.py",
-                   "node_runtime/data/eksnet-ipamd.service"):
+                   "node_runtime/data/eksnet-ipamd.service", "node_runtime/native/build/x86_64/eksnet-cni",
+                   "node_runtime/native/build/aarch64/eksnet-cni"):
         assert needed in names
 
 

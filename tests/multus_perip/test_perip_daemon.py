@@ -160,6 +160,6 @@ def test_an_eni_ec2_refuses_is_a_cni_error_and_leaves_nothing(world, nodes, pods
     netns = pods.add("refused")
     rc, err = node.add(netns, "refused")
     assert rc == 1
-    assert err["code"] == 105 and "InvalidNetworkInterfaceID" in err["details"], err
+    assert err["code"] == 107 and "InvalidNetworkInterfaceID" in err["details"], err
     assert node.daemon.status()["leases"] == 0
     assert pods.run(netns, "ip", "link", "show", "net1", check=False).returncode != 0

@@ -22,9 +22,25 @@ def cni_bin(request, tmp_path_factory) -> Path:
     return install_bin(tmp_path_factory.mktemp(f"cni-bin-{request.param}"), request.param)
 
 
+@pytest.fixture(scope="session")
+def daemon_bin(tmp_path_factory) -> Path:
+    """One installation for the tests that only talk to the daemon (its socket, its CLI): no
+    forwarder runs there, so they need not run twice."""
+    return install_bin(tmp_path_factory.mktemp("daemon-bin"))
+
+
 @pytest.fixture
 def daemon(tmp_path, cni_bin):
     d = Daemon(tmp_path / "ipamd", cni_bin)
+    d.start()
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def socket_daemon(tmp_path, daemon_bin):
+    """A daemon for tests that speak to its socket directly (not through an executable)."""
+    d = Daemon(tmp_path / "ipamd", daemon_bin)
     d.start()
     yield d
     d.stop()

@@ -173,7 +173,8 @@ def test_reconciliation_releases_leases_of_vanished_namespaces(cni_bin, tmp_path
         d.stop()
 
 
-def test_the_socket_is_private(daemon):
+def test_the_socket_is_private(socket_daemon):
+    daemon = socket_daemon
     mode = os.stat(daemon.socket).st_mode
     assert stat.S_ISSOCK(mode) and mode & 0o777 == 0o600
 
@@ -194,16 +195,17 @@ def test_metrics_are_served_over_http_in_prometheus_format(cni_bin, tmp_path):
         d.stop()
 
 
-def test_status_cli_prints_the_daemons_status(cni_bin, daemon):
-    out = subprocess.run([str(ipamd(cni_bin)), "status", "--socket", daemon.socket],
+def test_status_cli_prints_the_daemons_status(daemon_bin, socket_daemon):
+    daemon = socket_daemon
+    out = subprocess.run([str(ipamd(daemon_bin)), "status", "--socket", daemon.socket],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and json.loads(out.stdout)["leases"] == 0
 
 
-def test_a_bad_daemon_config_is_a_clear_error(cni_bin, tmp_path):
+def test_a_bad_daemon_config_is_a_clear_error(daemon_bin, tmp_path):
     bad = tmp_path / "ipamd.json"
     bad.write_text(json.dumps({"cooldown_seconds": -1}))
-    out = subprocess.run([str(ipamd(cni_bin)), "--config", str(bad)], capture_output=True, text=True,
+    out = subprocess.run([str(ipamd(daemon_bin)), "--config", str(bad)], capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 2 and "cooldown_seconds" in out.stderr
 
@@ -217,15 +219,17 @@ def test_garbage_through_the_executable_gets_a_cni_error_not_a_traceback(cni, st
     assert json.loads(proc.stdout)["code"] in (6, 7)
 
 
-def test_a_second_daemon_on_the_same_socket_refuses_to_start(cni_bin, daemon, tmp_path):
-    second = Daemon(tmp_path / "second", cni_bin)
+def test_a_second_daemon_on_the_same_socket_refuses_to_start(daemon_bin, socket_daemon, tmp_path):
+    daemon = socket_daemon
+    second = Daemon(tmp_path / "second", daemon_bin)
     second.socket = daemon.socket
     proc = subprocess.run(second.argv(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "another eksnet-ipamd" in proc.stderr
     assert daemon.status()["leases"] == 0  # the first one still serves
 
 
-def test_a_request_that_is_not_the_wire_format_gets_an_error(daemon):
+def test_a_request_that_is_not_the_wire_format_gets_an_error(socket_daemon):
+    daemon = socket_daemon
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(daemon.socket)
         s.sendall(b"GET / HTTP/1.0\r\n\r\n")
@@ -234,8 +238,9 @@ def test_a_request_that_is_not_the_wire_format_gets_an_error(daemon):
     assert answer[0] == 1 and json.loads(answer[1:])["code"] == 6
 
 
-def test_fuzzed_requests_to_the_daemon_always_get_a_valid_cni_answer(daemon):
+def test_fuzzed_requests_to_the_daemon_always_get_a_valid_cni_answer(socket_daemon):
     """Hypothesis drives the daemon directly over its socket (no process start per example)."""
+    daemon = socket_daemon
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
     from nrt_support import envs, stdins

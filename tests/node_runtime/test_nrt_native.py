@@ -166,7 +166,8 @@ def test_a_request_over_the_limit_is_refused_as_too_large_by_both_and_one_at_the
     assert len(fake.requests) == 2 and len(answers) == 1  # refused before sending, byte-identical answers
 
 
-def test_the_daemon_refuses_oversized_and_truncated_requests_by_name(daemon):
+def test_the_daemon_refuses_oversized_and_truncated_requests_by_name(socket_daemon):
+    daemon = socket_daemon
     too_large = protocol.call(daemon.socket, b"cni:eksnet-ipam", b"CNI_COMMAND=ADD", b" " * protocol.MAX_REQUEST)
     assert too_large[0] == 1 and json.loads(too_large[1])["code"] == Code.REQUEST_TOO_LARGE
     with socket.socket(socket.AF_UNIX) as s:  # refused from the announced length: the rest is never read
@@ -279,3 +280,11 @@ def test_the_bundle_carries_both_architectures_and_a_node_installs_its_own(tmp_p
     version = run(tmp_path / "bin" / "eksnet-macvlan", {"CNI_COMMAND": "VERSION", protocol.SOCKET_ENV: "/none"},
                   b'{"cniVersion": "0.4.0"}')  # no daemon: the fallback, with Debian's python3 alone
     assert version.returncode == 0 and json.loads(version.stdout)["cniVersion"] == "0.4.0"
+
+
+
+def test_paths_too_long_for_the_native_settings_are_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="too long"):
+        install(str(tmp_path / "bin"), socket="/" + "s" * protocol.SETTINGS_SIZE, daemon_dir=str(tmp_path / "sbin"),
+                forwarder=Forwarder.NATIVE, compile_=False)
+    assert not (tmp_path / "bin").exists() and not (tmp_path / "sbin").exists()

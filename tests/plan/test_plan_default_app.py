@@ -172,10 +172,10 @@ def test_the_multus_node_group_has_one_multus_eni_per_multus_subnet_of_its_zone(
 def test_pods_per_node_on_a_multus_network_are_what_the_node_runtime_hands_out(plan):
     _, _, group = groups_of(plan)["multusmng"]
     [net] = group.multus
-    per_28 = parse_range({"subnet": "10.0.0.0/28"}).size  # network and broadcast excluded
-    assert per_28 == 14
+    per_28 = parse_range({"subnet": "10.0.0.0/28", "delegated": True}).size  # a delegated prefix: all of it
+    assert per_28 == 16
     assert net.ipv4_pods == net.ipv4_prefixes * per_28 == prefix_pods(4, net.ipv4_prefixes)
-    assert net.ipv6_pods == net.ipv6_prefixes * (2 ** 48 - 1)
+    assert net.ipv6_pods == net.ipv6_prefixes * 2 ** 48
     assert net.pods_per_node == min(net.ipv4_pods, net.ipv6_pods, group.max_pods)
 
 

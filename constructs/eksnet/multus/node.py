@@ -193,6 +193,8 @@ class NodeRuntimeInstall:
     * ``start_ipamd`` [True]: enable and start ``eksnet-ipamd.service``.
     * ``src_dir`` ["/opt/eksnet/src"]: where the asset is unpacked; ``unit_dir``
       ["/etc/systemd/system"]: where the installer writes the daemon's unit.
+    * ``daemon_dir`` ["/usr/local/sbin"]: where ``eksnet-ipamd`` goes (off the CNI bin dir, so nothing
+      scanning it starts a daemon); the unit's ExecStart follows.
     """
 
     python: str = "/usr/bin/python3.11"
@@ -201,11 +203,12 @@ class NodeRuntimeInstall:
     start_ipamd: bool = True
     src_dir: str = RUNTIME_SRC_DIR
     unit_dir: str = "/etc/systemd/system"
+    daemon_dir: str = "/usr/local/sbin"
 
     def __post_init__(self) -> None:
         _check_fields(self)
         for what, path in (("python", self.python), ("cni_bin_dir", self.cni_bin_dir), ("src_dir", self.src_dir),
-                           ("unit_dir", self.unit_dir)):
+                           ("unit_dir", self.unit_dir), ("daemon_dir", self.daemon_dir)):
             if not path.startswith("/") or not re.match(r"^[A-Za-z0-9_./-]+$", path):
                 raise ValueError(f"{what} {path!r} must be an absolute path without spaces or shell characters")
         if self.python_package is not None and not re.match(r"^[A-Za-z0-9_.+-]+$", self.python_package):
@@ -225,7 +228,7 @@ class NodeRuntimeInstall:
             f"{q(self.python)} -m zipfile -e {q(zip_path)} {src}",
             f"mkdir -p {q(self.cni_bin_dir)}",
             f"(cd {src} && {q(self.python)} -m node_runtime.install --dest {q(self.cni_bin_dir)} "
-            f"--python {q(self.python)} --unit-dir {q(self.unit_dir)})",
+            f"--python {q(self.python)} --unit-dir {q(self.unit_dir)} --daemon-dir {q(self.daemon_dir)})",
         ]
         if start and self.start_ipamd:
             cmds += ["systemctl daemon-reload", f"systemctl enable --now {IPAMD_UNIT}"]
