@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import socket
 import statistics
 import sys
 import time
@@ -176,18 +175,9 @@ def _measure(endpoint: str, moto_ext, runner, instances: list[str], world: dict,
 
 
 def run() -> dict:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     moto_ext = _moto_ext()
-    moto_ext.install()
     ops, index = _load_lambda()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
+    server, endpoint = moto_ext.serve()
     try:
         world = _world(endpoint, 2 * NODES)
         settings = ops.Settings(cluster_name=world["cluster"], subnets={ZONE: world["subnets"]},

@@ -35,28 +35,20 @@ def pct(values: list[float], q: float) -> float:
 
 def run() -> dict[str, Any]:
     _paths()
-    import socket
-
-    from moto.server import ThreadedMotoServer
     from nrt_support import CNI, Daemon, Namespaces, Underlay, addresses, install_bin
     from perip_world import REGION, build_world
     from support import moto_ext
 
-    moto_ext.install()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server, endpoint = moto_ext.serve()
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
-           "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_EC2": f"http://127.0.0.1:{port}"}
+           "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_EC2": endpoint}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     base = Path(tempfile.mkdtemp(prefix="eksnet-bench-perip-"))
     daemons, underlays = [], []
     ns = Namespaces(f"eksntb{os.getpid()}")
     try:
-        world = build_world(f"http://127.0.0.1:{port}")
+        world = build_world(endpoint)
         bin_dir = install_bin(base / "bin")
 
         def node(name: str, eni: str) -> tuple[Daemon, CNI, dict, dict]:

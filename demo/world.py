@@ -19,7 +19,6 @@ import io
 import json
 import logging
 import os
-import socket
 import sys
 import time
 import uuid
@@ -37,26 +36,15 @@ ROOT = Path(__file__).resolve().parents[1]
 ASG_ATTRIBUTE = "nodegroup.resources.autoScalingGroups.0.name"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_moto():
     """moto's server on loopback with the project's extensions (``tests/support/moto_ext.py``)."""
     tests = str(ROOT / "tests")
     if tests not in sys.path:
         sys.path.append(tests)
-    from moto.server import ThreadedMotoServer
     from support import moto_ext
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    moto_ext.install()
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    return server, f"http://127.0.0.1:{port}", moto_ext
+    server, endpoint = moto_ext.serve()
+    return server, endpoint, moto_ext
 
 
 class _Records(logging.Handler):

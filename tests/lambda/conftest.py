@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 from types import ModuleType
 
 import botocore.awsrequest
 import pytest
-from moto.server import ThreadedMotoServer
 from multus_eni_world import REGION, Node, build_node, load_lambda_module, make_client
 from support import moto_ext
 
@@ -19,12 +17,6 @@ def _refusal(model, **_):
         {"Error": {"Code": "UnauthorizedOperation", "Message": f"injected refusal of {model.name}"},
          "ResponseMetadata": {"HTTPStatusCode": 403}},
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 SIBLINGS = ("multus_eni_budget", "multus_eni_ops", "multus_eni_reconcile")
@@ -58,11 +50,8 @@ def sweeper(ops) -> ModuleType:
 @pytest.fixture(scope="session")
 def moto_endpoint():
     """A moto server on loopback with the project's extensions, for the whole worker session."""
-    moto_ext.install()
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
+    server, endpoint = moto_ext.serve()
+    yield endpoint
     server.stop()
 
 

@@ -5,12 +5,10 @@ node runtime reads (credentials, region, ``AWS_ENDPOINT_URL_EC2``)."""
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
 import pytest
-from moto.server import ThreadedMotoServer
 from support import moto_ext
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -19,19 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node_runtime"))
 from perip_world import REGION, build_world  # noqa: E402
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint():
-    moto_ext.install()
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
+    server, endpoint = moto_ext.serve()
+    yield endpoint
     server.stop()
 
 

@@ -62,3 +62,18 @@ def underlay():
     u = Underlay(f"ek{os.getpid() % 100000}{next(_counter)}")
     yield u
     u.cleanup()
+
+
+class Clock:
+    """A settable clock for the IPAM service (cooldowns, grace periods) in the pure, in-process tests."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()

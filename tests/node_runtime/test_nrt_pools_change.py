@@ -17,17 +17,6 @@ A = {"subnet": "10.60.0.16/28", "delegated": True}
 B = {"subnet": "10.60.0.32/28", "delegated": True}
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 def open_service(tmp_path, clock, pools=None, cooldown=30.0) -> IpamService:

@@ -14,17 +14,6 @@ V4 = {"ranges": [[{"subnet": "10.1.0.0/29"}]]}
 DUAL = {"ranges": [[{"subnet": "10.2.0.0/24"}], [{"subnet": "fd02::/80"}]]}
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture

@@ -405,3 +405,23 @@ def install() -> None:
             _ORIGINAL[name] = getattr(ElasticNetworkInterfaces, name)
             setattr(ElasticNetworkInterfaces, name, wrapper)
         _INSTALLED = True
+
+
+def serve():
+    """moto's server on a free loopback port with these extensions installed: ``(server, endpoint_url)``.
+
+    The one way tests, benchmarks and the demo start their AWS double; the caller stops the server.
+    """
+    import logging
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    install()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server, f"http://127.0.0.1:{port}"
