@@ -68,7 +68,7 @@ esac
 """
 
 
-def python_packages() -> str:
+def python_packages() -> list[Path]:
     """botocore and what it imports, from the demo's own environment (pure Python)."""
     import importlib.util
 
@@ -78,8 +78,8 @@ def python_packages() -> str:
         if spec is None or spec.origin is None:
             continue
         origin = Path(spec.origin)
-        paths.append(str(origin.parent if origin.name == "__init__.py" else origin))
-    return ":".join(paths)
+        paths.append(origin.parent if origin.name == "__init__.py" else origin)
+    return paths
 
 
 def write_standins(directory: Path) -> Path:
@@ -140,6 +140,12 @@ class Node:
             work.mkdir(parents=True, exist_ok=True)
             mounts.append(f"mount -t overlay eksnet-demo-pylib -o lowerdir={NODE_PYTHON_LIB},upperdir={q(str(upper))},"
                           f"workdir={q(str(work))} {NODE_PYTHON_LIB}")
+        # The demo's own site-packages (botocore for the dnf stand-in), bound inside the node's root before the
+        # node's private /tmp hides them: the demo's venv may live under /tmp (a CI checkout does).
+        for i, source in enumerate(sorted({p.parent for p in python_packages()})):
+            target = self.root / "pypkgs" / str(i)
+            target.mkdir(parents=True, exist_ok=True)
+            mounts.append(f"mount --bind {q(str(source))} {q(str(target))}")
         mounts += [f"mount --bind {q(str(self.root / d.lstrip('/')))} {q(d)}" for d in PRIVATE_DIRS + SHARED_ETC]
         script = " && ".join(mounts) + " && echo mounted && exec sleep infinity"
         self.holder = subprocess.Popen(
@@ -155,12 +161,17 @@ class Node:
         """``argv`` run inside the node (its network and mount namespaces)."""
         return ["nsenter", "--target", str(self.holder.pid), "--mount", "--net", "--", *argv]
 
+    def node_python_packages(self) -> list[Path]:
+        """Where ``python_packages()`` are seen inside the node (bound under its root by ``boot``)."""
+        parents = sorted({p.parent for p in python_packages()})
+        return [self.root / "pypkgs" / str(parents.index(p.parent)) / p.name for p in python_packages()]
+
     def env(self, standins: Path, **extra: str) -> dict[str, str]:
         return {
             "PATH": f"{standins}:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
             "EKSNET_ROOT": str(self.root),
             "EKSNET_DEMO_STANDIN_LOG": str(self.root / "standins.log"),
-            "EKSNET_DEMO_PYPKGS": python_packages(),
+            "EKSNET_DEMO_PYPKGS": ":".join(str(p) for p in self.node_python_packages()),
             "HOME": str(self.root),
             "LANG": "C.UTF-8",
             **extra,
