@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import fnmatch
+import hashlib
 import os
 import shutil
 import sys
@@ -83,13 +85,38 @@ def _write(path: Path, content: str | bytes, mode: int) -> None:
     os.replace(tmp, path)
 
 
-def _copy_packages(into: Path) -> None:
-    """node_runtime and pyroute2 side by side in ``into`` (all the runtime needs on a node)."""
+_IGNORED = ("__pycache__", "*.pyc", "*.tmp")  # bytecode and temporaries never ship: imports write them
+
+
+def _packages() -> dict[str, Path]:
+    """What a node needs, by its name in a bundle: node_runtime and pyroute2 (the node's Python has none)."""
     import pyroute2
 
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.tmp")
-    shutil.copytree(Path(__file__).resolve().parent, into / "node_runtime", ignore=ignore)
-    shutil.copytree(Path(pyroute2.__file__).resolve().parent, into / "pyroute2", ignore=ignore)
+    return {"node_runtime": Path(__file__).resolve().parent, "pyroute2": Path(pyroute2.__file__).resolve().parent}
+
+
+def _copy_packages(into: Path) -> None:
+    """node_runtime and pyroute2 side by side in ``into`` (all the runtime needs on a node)."""
+    for name, source in _packages().items():
+        shutil.copytree(source, into / name, ignore=shutil.ignore_patterns(*_IGNORED))
+
+
+def bundle_fingerprint() -> str:
+    """SHA-256 of what ``bundle`` writes (paths, modes and contents of the same files), computed from the
+    sources without copying them: a synth names the node runtime asset by it and stages the bundle only
+    when the cloud assembly does not already hold it."""
+    digest = hashlib.sha256()
+    for name, source in sorted(_packages().items()):
+        for root, dirs, files in os.walk(source, followlinks=True):  # as copytree copies them
+            dirs[:] = sorted(d for d in dirs if not any(fnmatch.fnmatch(d, p) for p in _IGNORED))
+            for f in sorted(files):
+                if any(fnmatch.fnmatch(f, p) for p in _IGNORED):
+                    continue
+                path = Path(root, f)
+                rel = f"{name}/{path.relative_to(source).as_posix()}"
+                digest.update(f"{rel}\0{path.stat().st_mode & 0o111:o}\0".encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def bundle(dest: str) -> Path:
