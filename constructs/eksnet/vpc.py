@@ -35,6 +35,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct, IValidation
 from eksnet import nag, typecheck
 from eksnet.cidr_reservation import CidrReservationType, SubnetCidrReservation
+from eksnet.stack_pass import StackPass
 
 
 class PodIpv4Egress(enum.Enum):
@@ -214,29 +215,32 @@ class _Dns64RouteCheck:
         return errors
 
 
-@jsii.implements(cdk.IAspect)
-class _Ipv6EgressParity:
-    """Give every security group of the VPC that allows all IPv4 egress the same for IPv6.
+def _ipv6_egress_parity(vpc: ec2.Vpc):
+    """A ``StackPass`` fix: every security group of ``vpc`` that allows all IPv4 egress gets the same for IPv6.
 
     In a dual-stack VPC, an IPv4-only egress rule silently breaks IPv6 pods and nodes (their default
     route is IPv6). aws-cdk-lib's ``SecurityGroup`` defaults to IPv4-only egress, so groups made by
     other constructs in the same stack (clusters, endpoints, Lambda functions) are fixed here.
     """
 
-    def __init__(self, vpc: ec2.Vpc) -> None:
-        self._vpc = vpc
+    def fix(constructs: Sequence[IConstruct]) -> None:
+        groups = [c for c in constructs if isinstance(c, ec2.SecurityGroup)]
+        if not groups:
+            return
+        stack = cdk.Stack.of(vpc)
+        vpc_id = stack.resolve(vpc.vpc_id)
+        for node in groups:
+            if not node.allow_all_outbound or node.allow_all_ipv6_outbound:
+                continue
+            cfn = node.node.default_child
+            if not isinstance(cfn, ec2.CfnSecurityGroup) or stack.resolve(cfn.vpc_id) != vpc_id:
+                continue
+            if node.node.try_find_child("Ipv6AllEgress") is None:
+                # aws-cdk-lib refuses an all-traffic rule through add_egress_rule, so the rule is its own resource.
+                ec2.CfnSecurityGroupEgress(node, "Ipv6AllEgress", group_id=node.security_group_id, ip_protocol="-1",
+                                           cidr_ipv6="::/0", description="IPv6 egress like IPv4 (eksnet EksVpc)")
 
-    def visit(self, node: IConstruct) -> None:
-        if not isinstance(node, ec2.SecurityGroup) or not node.allow_all_outbound or node.allow_all_ipv6_outbound:
-            return
-        stack = cdk.Stack.of(node)
-        cfn = node.node.default_child
-        if not isinstance(cfn, ec2.CfnSecurityGroup) or stack.resolve(cfn.vpc_id) != stack.resolve(self._vpc.vpc_id):
-            return
-        if node.node.try_find_child("Ipv6AllEgress") is None:
-            # aws-cdk-lib refuses an all-traffic rule through add_egress_rule, so the rule is its own resource.
-            ec2.CfnSecurityGroupEgress(node, "Ipv6AllEgress", group_id=node.security_group_id, ip_protocol="-1",
-                                       cidr_ipv6="::/0", description="IPv6 egress like IPv4 (eksnet EksVpc)")
+    return fix
 
 
 class EksVpc(Construct):
@@ -262,7 +266,7 @@ class EksVpc(Construct):
     - ``flow_log_retention`` [``RetentionDays.ONE_MONTH``]: how long that group keeps them; None keeps the
       aws-cdk-lib default (two years).
     - ``ipv6_egress_parity`` [True]: every ``ec2.SecurityGroup`` of this VPC in the same stack that allows
-      all IPv4 egress also gets all IPv6 egress (an aspect; see ``_Ipv6EgressParity``).
+      all IPv4 egress also gets all IPv6 egress (see ``_ipv6_egress_parity``).
 
     Attributes: ``vpc`` (the ``ec2.Vpc``), ``pod_ipv4_egress``, ``dns64``, ``public_subnets``,
     ``private_subnets``, ``nat_gateway_ids`` (zone -> NAT gateway id), ``egress_only_internet_gateway_id``,
@@ -416,7 +420,7 @@ class EksVpc(Construct):
                         "zones are named on purpose: EksnetStack gives them from the region table or context so that "
                         "synth needs no lookup; cfn-lint exempts CDK templates from this rule")
         if ipv6_egress_parity:
-            cdk.Aspects.of(stack).add(_Ipv6EgressParity(self.vpc))
+            StackPass.of(stack).add(_ipv6_egress_parity(self.vpc))
         self.node.add_validation(_Dns64RouteCheck(self))
 
     @property
