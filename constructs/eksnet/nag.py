@@ -11,7 +11,8 @@ The cloud assembly records each acknowledgment (``<Stack>.metadata.json``, type
 ``aws:cdk:acknowledged-rules``) and what it suppressed (``validation-report.json``).
 ``python -m eksnet.nag [CDK_OUT] [--stack NAME ...] [--json]`` prints them per stack:
 every acknowledged rule, where, on what, and why. A missing assembly or an unknown
-stack is one line on stderr and exit status 2.
+stack is one line on stderr and exit status 2. The view reads JSON only: aws-cdk-lib (and with it the
+jsii runtime) is imported by the functions that acknowledge, not by the module.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import aws_cdk as cdk
-from aws_cdk import custom_resources as cr
-from cdk_nag import AwsSolutionsChecks
-
-from constructs import IConstruct
 from eksnet.cli import OneLineParser, error
 from eksnet.nag_reasons import REASONS, Reason
+
+if TYPE_CHECKING:
+    import aws_cdk as cdk
+
+    from constructs import IConstruct
 
 _MIN_REASON = 20
 # cdk-nag reports these once per policy or resource ("Rule[finding]"): acknowledging the bare rule would
@@ -39,6 +41,9 @@ ACKNOWLEDGED_RULES = "aws:cdk:acknowledged-rules"  # cdk.Validations' metadata t
 
 def add_checks(app: cdk.App) -> None:
     """Make every synth of ``app`` fail on an unsuppressed AwsSolutions or eksnet EKS finding."""
+    import aws_cdk as cdk
+    from cdk_nag import AwsSolutionsChecks
+
     from eksnet.eks_checks import EksChecks  # the EKS rules cdk-nag cannot see on aws_eks_v2 clusters
 
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), EksChecks())
@@ -56,6 +61,8 @@ def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
     on the same construct (the assembly would keep one, and a reader would not know which). The same reason
     again is a no-op (several constructs may acknowledge one shared construct, such as a stack's singleton).
     """
+    import aws_cdk as cdk
+
     if isinstance(construct, cdk.App) or isinstance(construct, cdk.Stage):
         raise ValueError(f"refusing a blanket suppression of {rule} on the whole app")
     if not reason or len(reason.strip()) < _MIN_REASON:
@@ -95,6 +102,8 @@ def acknowledge_custom_resource_provider(stack: cdk.Stack) -> None:
     aws-cdk-lib makes that function for the first ``AwsCustomResource`` of a stack and shares it with every
     later one; each construct that adds a custom resource calls this (repeating it is harmless).
     """
+    from aws_cdk import custom_resources as cr
+
     function = stack.node.try_find_child(f"AWS{cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace('-', '')}")
     if function is not None:
         acknowledge_as(function, "AwsCustomResource provider", "basic-execution-role",
@@ -118,6 +127,8 @@ def managed_policy_findings(policies: Sequence[str]) -> list[str]:
 def resource_findings(scope: IConstruct, resources: Sequence[str]) -> list[str]:
     """AwsSolutions-IAM5 findings for the wildcard ones of ``resources`` (ARNs, tokens allowed), as cdk-nag
     prints them: references become ``<LogicalId>`` / ``<LogicalId.Attr>``, pseudo parameters ``<AWS::...>``."""
+    import aws_cdk as cdk
+
     stack = cdk.Stack.of(scope)
 
     def render(v) -> str:
@@ -173,6 +184,8 @@ class Acknowledged:
 
 def read_acknowledgments(cdk_out: Path) -> dict[str, list[Acknowledged]]:
     """Stack name -> its acknowledgments, in the assembly's stack order and construct-tree order."""
+    if not cdk_out.is_dir():
+        raise AssemblyError(f"{cdk_out} is not a directory: synthesize the app first (make synth)")
     manifest = _load_json(cdk_out / "manifest.json")
     report_file = cdk_out / "validation-report.json"
     suppressed: dict[tuple[str, str], list[str]] = {}
@@ -181,8 +194,8 @@ def read_acknowledgments(cdk_out: Path) -> dict[str, list[Acknowledged]]:
         for plugin in _load_json(report_file).get("pluginReports", []):
             reported.add(plugin.get("pluginName"))
             for item in plugin.get("suppressedViolations", []):
-                paths = [c["constructPath"] for c in item.get("violatingConstructs", [])]
-                suppressed.setdefault((item["acknowledgedAt"], item["acknowledgedId"]), []).extend(paths)
+                paths = [c.get("constructPath", "?") for c in item.get("violatingConstructs", [])]
+                suppressed.setdefault((item.get("acknowledgedAt"), item.get("acknowledgedId")), []).extend(paths)
     by_reason = {(_qualified(r.rule), r.reason): (g, n) for g, entries in REASONS.items() for n, r in entries.items()}
 
     stacks: dict[str, list[Acknowledged]] = {}
@@ -195,7 +208,8 @@ def read_acknowledgments(cdk_out: Path) -> dict[str, list[Acknowledged]]:
         found: dict[tuple[str, str], Acknowledged] = {}  # the assembly may repeat one; a reader needs it once
         for path, entries in metadata.items():
             for entry in entries:
-                if entry.get("type") != ACKNOWLEDGED_RULES or not isinstance(entry.get("data"), dict):
+                if not isinstance(entry, dict) or entry.get("type") != ACKNOWLEDGED_RULES \
+                        or not isinstance(entry.get("data"), dict):
                     continue
                 full = path.strip("/")
                 for rule, reason in entry["data"].items():
@@ -240,11 +254,14 @@ def _relative(stack: str, path: str) -> str:
 
 def _load_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        found = json.loads(path.read_text())
     except FileNotFoundError:
-        raise AssemblyError(f"{path} not found: synthesize the app first (make synth)") from None
+        raise AssemblyError(f"no {path.name} in {path.parent}: is it a cloud assembly (cdk.out)?") from None
     except (OSError, ValueError) as e:
-        raise AssemblyError(f"{path} is not readable JSON: {e}") from None
+        raise AssemblyError(f"cannot read {path}: {e}") from None
+    if not isinstance(found, dict):
+        raise AssemblyError(f"cannot read {path}: a JSON object expected")
+    return found
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m eksnet.nag") -> int:
