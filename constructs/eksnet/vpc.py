@@ -191,20 +191,26 @@ class _Dns64RouteCheck:
         def key(value: object) -> str:
             return json.dumps(stack.resolve(value), sort_keys=True)
 
-        subnets, assocs, routes = [], {}, {}
-        for c in self._scope.node.find_all():
+        def is_true(value: object) -> bool:  # resolve only tokens: a plain value costs no jsii round trip
+            return value is True or (value is not None and not isinstance(value, bool) and stack.resolve(value) is True)
+
+        constructs = self._scope.node.find_all()
+        flagged = []  # (subnet, dns64, ipv6 native) of the subnets the rule is about; usually none
+        for c in constructs:
             if isinstance(c, ec2.CfnSubnet):
-                subnets.append(c)
-            elif isinstance(c, ec2.CfnSubnetRouteTableAssociation):
+                dns64, native = is_true(c.enable_dns64), is_true(c.ipv6_native)
+                if dns64 or native:
+                    flagged.append((c, dns64, native))
+        if not flagged:
+            return []
+        assocs, routes = {}, {}
+        for c in constructs:
+            if isinstance(c, ec2.CfnSubnetRouteTableAssociation):
                 assocs[key(c.subnet_id)] = key(c.route_table_id)
             elif isinstance(c, ec2.CfnRoute) and c.destination_ipv6_cidr_block == NAT64_PREFIX and c.nat_gateway_id:
                 routes.setdefault(key(c.route_table_id), c)
         errors = []
-        for s in subnets:
-            dns64 = stack.resolve(s.enable_dns64) is True
-            native = stack.resolve(s.ipv6_native) is True
-            if not (dns64 or native):
-                continue
+        for s, dns64, native in flagged:
             has_route = assocs.get(key(s.ref)) in routes
             if dns64 and not has_route:
                 errors.append(f"{s.node.path}: DNS64 is on but its route table has no {NAT64_PREFIX} route to a NAT "
