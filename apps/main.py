@@ -6,12 +6,12 @@ arguments, and the stacks one builds on are passed to it: ``EksnetIpv6Cluster`` 
 VPC), ``EksnetCalico`` gets ``EksnetIpv4Cluster`` (its cluster).
 
 ``-c eksnet:stacks=EksnetCalico,EksnetMultus`` builds only those stacks and the ones they build on, each as in
-the whole app: iterating on one stack does not pay for all six.
+the whole app: iterating on one stack does not pay for all six. A stack that others build on, synthesized
+without them, lacks only the exports they would import (synth warns: deploy it from a synth that includes them).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable
 
@@ -24,38 +24,49 @@ from apps import context as app_context
 
 def add_stacks(app: cdk.App, settings: app_context.AppSettings) -> dict[str, cdk.Stack]:
     """The stacks ``settings.stacks`` selects (all when empty) and the stacks they build on, by name."""
-    env, nat = settings.deploy_env, settings.nat_gateways
-
-    # Each builder runs at most once; a stack that builds on another calls that one's builder.
-    @functools.cache
-    def node_snat_network() -> network.NetworkStack:
-        return network.node_snat_stack(app, env, cluster_name=settings.cluster_name, nat_gateways=nat)
-
-    @functools.cache
-    def ipv6_cluster() -> clusters.ClusterStack:
-        return clusters.ipv6_cluster_stack(app, env, network=node_snat_network(), cluster_name=settings.cluster_name)
-
-    @functools.cache
-    def ipv4_cluster() -> clusters.ClusterStack:
-        return clusters.ipv4_cluster_stack(app, env, nat_gateways=nat)
-
-    builders: dict[str, Callable[[], cdk.Stack]] = {  # the default app's order
-        network.NETWORK_STACK: node_snat_network,
-        network.IPV6_ONLY_STACK: lambda: network.ipv6_only_stack(app, env, nat_gateways=nat),
-        clusters.IPV6_CLUSTER_STACK: ipv6_cluster,
-        clusters.IPV4_CLUSTER_STACK: ipv4_cluster,
-        calico.CALICO_STACK: lambda: calico.calico_stack(app, env, cluster=ipv4_cluster()),
-        multus.MULTUS_STACK: lambda: multus.MultusStack(app, multus.MULTUS_STACK, deploy_env=env,
-                                                        nat_gateways=nat),
+    env, nat, cluster_name = settings.deploy_env, settings.nat_gateways, settings.cluster_name
+    ipv6_base, calico_base = network.NETWORK_STACK, clusters.IPV4_CLUSTER_STACK
+    # name -> (the stacks it builds on, how to build it from the stacks made so far); the default app's order.
+    stacks: dict[str, tuple[tuple[str, ...], Callable[[dict[str, cdk.Stack]], cdk.Stack]]] = {
+        network.NETWORK_STACK: ((), lambda made: network.node_snat_stack(
+            app, env, cluster_name=cluster_name, nat_gateways=nat)),
+        network.IPV6_ONLY_STACK: ((), lambda made: network.ipv6_only_stack(app, env, nat_gateways=nat)),
+        clusters.IPV6_CLUSTER_STACK: ((ipv6_base,), lambda made: clusters.ipv6_cluster_stack(
+            app, env, network=made[ipv6_base], cluster_name=cluster_name)),
+        clusters.IPV4_CLUSTER_STACK: ((), lambda made: clusters.ipv4_cluster_stack(app, env, nat_gateways=nat)),
+        calico.CALICO_STACK: ((calico_base,), lambda made: calico.calico_stack(app, env, cluster=made[calico_base])),
+        multus.MULTUS_STACK: ((), lambda made: multus.MultusStack(
+            app, multus.MULTUS_STACK, deploy_env=env, nat_gateways=nat)),
     }
-    unknown = [name for name in settings.stacks if name not in builders]
+    wanted = _with_bases(settings.stacks or tuple(stacks), {name: bases for name, (bases, _) in stacks.items()})
+    made: dict[str, cdk.Stack] = {}
+    for name, (_, build) in stacks.items():
+        if name in wanted:
+            made[name] = build(made)
+    for name, (bases, _) in stacks.items():
+        for base in bases:
+            if base in made and name not in made:
+                cdk.Annotations.of(made[base]).add_warning_v2(
+                    "eksnet:stackSelection",
+                    f"{base} is synthesized without {name}, which builds on it ({app_context.STACKS_KEY}): the "
+                    f"exports {name} imports are left out; deploy {base} from a synth that includes {name}")
+    return made
+
+
+def _with_bases(names: tuple[str, ...], bases: dict[str, tuple[str, ...]]) -> set[str]:
+    """``names`` and every stack they build on, directly or not; an unknown name is an error listing the known."""
+    unknown = [name for name in names if name not in bases]
     if unknown:
         raise ValueError(f"context {app_context.STACKS_KEY}: unknown stack {', '.join(map(repr, unknown))}; "
-                         f"the stacks are {', '.join(builders)}")
-    for name, build in builders.items():
-        if not settings.stacks or name in settings.stacks:
-            build()
-    return {child.stack_name: child for child in app.node.children if isinstance(child, cdk.Stack)}
+                         f"the stacks are {', '.join(bases)}")
+    wanted: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(bases[name])
+    return wanted
 
 
 def build_app(outdir: str | None = None, context: dict | None = None) -> cdk.App:
