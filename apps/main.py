@@ -21,13 +21,16 @@ from eksnet import nag
 from apps import calico, clusters, multus, network
 from apps import context as app_context
 
+# Builds a stack from the stacks made before it (by name): those it builds on are passed to it, never looked up.
+_Build = Callable[[dict[str, cdk.Stack]], cdk.Stack]
+
 
 def add_stacks(app: cdk.App, settings: app_context.AppSettings) -> dict[str, cdk.Stack]:
     """The stacks ``settings.stacks`` selects (all when empty) and the stacks they build on, by name."""
     env, nat, cluster_name = settings.deploy_env, settings.nat_gateways, settings.cluster_name
     ipv6_base, calico_base = network.NETWORK_STACK, clusters.IPV4_CLUSTER_STACK
-    # name -> (the stacks it builds on, how to build it from the stacks made so far); the default app's order.
-    stacks: dict[str, tuple[tuple[str, ...], Callable[[dict[str, cdk.Stack]], cdk.Stack]]] = {
+    # name -> (the stacks it builds on, how to build it); in the default app's order, bases first.
+    stacks: dict[str, tuple[tuple[str, ...], _Build]] = {
         network.NETWORK_STACK: ((), lambda made: network.node_snat_stack(
             app, env, cluster_name=cluster_name, nat_gateways=nat)),
         network.IPV6_ONLY_STACK: ((), lambda made: network.ipv6_only_stack(app, env, nat_gateways=nat)),
