@@ -57,13 +57,16 @@ from apps import main
 main.build_app(outdir=OUT).synth()
 """
 
+# The IPv6 cluster stack with a VPC of its own, as the reference has: not the default app's stack selection
+# (-c eksnet:stacks=EksnetIpv6Cluster), which also builds EksnetNetwork, the VPC that stack uses in the app.
 IPV6_STACK_APP = r"""
 import aws_cdk as cdk
 from eksnet import nag
 from eksnet.environment import DeployEnv
 from apps import clusters
 app = cdk.App(outdir=OUT)
-clusters.ClusterStack(app, "EksnetIpv6Cluster", deploy_env=DeployEnv(), cluster_name="myipv6cluster",
+env = DeployEnv(account="123456789012", region="eu-central-1")  # the bare app's
+clusters.ClusterStack(app, "EksnetIpv6Cluster", deploy_env=env, cluster_name="myipv6cluster",
                       ip_family=clusters.eks.IpFamily.IP_V6, nodegroup="ipv6mng",
                       vpc_cni=clusters.VpcCniConfig(), description="bench")
 nag.add_checks(app)
