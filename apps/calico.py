@@ -7,6 +7,7 @@ Tigera operator with ``cni.type: AmazonVPC``, the namespaces deploy1 and deploy2
 deployment each, and the deny-all egress policy in deploy2. The policy is applied after Calico
 reports ready, so it is enforced from the moment it exists.
 
+``calico_stack`` builds that stack on the IPv4 cluster stack it is given (``apps.main`` passes it);
 ``add_calico_scenario`` adds the Calico part to any Calico-ready ``EksCluster``.
 """
 
@@ -21,11 +22,10 @@ from eksnet.calico import Calico
 from eksnet.cluster import EksCluster
 from eksnet.environment import DeployEnv, EksnetStack
 
-from apps import clusters
+from apps.clusters import ClusterStack
 from constructs import Construct
 
-# apps.clusters' IPv4 stack (myipv4cluster), which the seed installs Calico on.
-IPV4_CLUSTER_STACK = clusters.IPV4_CLUSTER_STACK
+CALICO_STACK = "EksnetCalico"
 NAMESPACES = ("deploy1", "deploy2")
 
 
@@ -79,20 +79,13 @@ def add_calico_scenario(scope: Construct, cluster: EksCluster) -> Calico:
     return calico
 
 
-def add_stacks(app: cdk.App, deploy_env: DeployEnv) -> list[cdk.Stack]:
-    """The scenario's stack, on the IPv4 cluster of ``apps.clusters`` (made here if that scenario is absent)."""
-    base = app.node.try_find_child(IPV4_CLUSTER_STACK)
-    made: list[cdk.Stack] = []
-    if base is None:
-        base = clusters.ipv4_cluster_stack(app, deploy_env)
-        made.append(base)
-    if not isinstance(base, clusters.ClusterStack):
-        raise TypeError(f"{IPV4_CLUSTER_STACK} is not an apps.clusters.ClusterStack; the Calico scenario builds on it")
-    stack = EksnetStack(app, "EksnetCalico", deploy_env=deploy_env,
+def calico_stack(app: cdk.App, deploy_env: DeployEnv, *, cluster: ClusterStack) -> EksnetStack:
+    """``EksnetCalico`` on ``cluster``'s EKS cluster (the walkthrough's: ``apps.clusters.ipv4_cluster_stack``)."""
+    stack = EksnetStack(app, CALICO_STACK, deploy_env=deploy_env,
                         description="eksnet: Calico network policy on myipv4cluster "
                                     "(seed 003, Installing and using Calico network policies)")
     # Strong references (CloudFormation exports) are what this stack needs: the cluster stack may not
     # drop its kubectl provider while Calico and the seed's workloads still use it.
     nag.acknowledge_as(stack, "Calico scenario", "strong-references")
-    add_calico_scenario(stack, base.eks_cluster)
-    return [*made, stack]
+    add_calico_scenario(stack, cluster.eks_cluster)
+    return stack

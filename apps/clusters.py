@@ -3,8 +3,8 @@
 Each reproduces the seed's eksctl ``ClusterConfig``: eu-central-1 (the default app's region),
 the vpc-cni, coredns and kube-proxy add-ons, an OIDC provider (``iam.withOIDC``) and one managed
 node group of t3.medium, in a VPC of its own as eksctl makes it (192.168.0.0/16, three public and
-three private dual-stack subnets; myipv6cluster uses ``EksnetNetwork``'s). The Kubernetes version is today's (the seed's 1.21 and 1.19
-are long out of support). Differences from eksctl's defaults, on purpose: a private API endpoint
+three private dual-stack subnets; myipv6cluster uses ``EksnetNetwork``'s, passed in by ``apps.main``).
+The Kubernetes version is today's (the seed's 1.21 and 1.19 are long out of support). Differences from eksctl's defaults, on purpose: a private API endpoint
 and all control-plane logs (the gates' EKS rules), IMDSv2 on nodes, and the VPC CNI's IAM on its
 own role (IRSA) instead of the node role.
 """
@@ -15,12 +15,14 @@ import aws_cdk as cdk
 from aws_cdk import aws_eks_v2 as eks
 from eksnet.cluster import EksCluster, NodeGroupSpec
 from eksnet.environment import DeployEnv, EksnetStack
-from eksnet.vpc import EksVpc, PodIpv4Egress
+from eksnet.vpc import EksVpc, NatGateways, PodIpv4Egress
 from eksnet.vpc_cni import VpcCniConfig
 
-from apps.network import NETWORK_STACK, NetworkStack
+from apps.network import NetworkStack
 
 IPV4_CLUSTER_NAME = "myipv4cluster"
+IPV6_CLUSTER_STACK = "EksnetIpv6Cluster"
+IPV4_CLUSTER_STACK = "EksnetIpv4Cluster"
 
 
 class ClusterStack(EksnetStack):
@@ -38,6 +40,7 @@ class ClusterStack(EksnetStack):
         vpc_cni: VpcCniConfig,
         description: str,
         eks_vpc: EksVpc | None = None,
+        nat_gateways: NatGateways = NatGateways.SHARED,
     ) -> None:
         super().__init__(scope, id, deploy_env=deploy_env, description=description)
         # The VPC of another stack (a network stack made for this cluster), or one of its own.
@@ -45,6 +48,7 @@ class ClusterStack(EksnetStack):
             self,
             "EksVpc",
             ipv4_cidr="192.168.0.0/16",
+            nat_gateways=nat_gateways,
             pod_ipv4_egress=PodIpv4Egress.NODE_SNAT,
             cluster_names=[cluster_name],
         )
@@ -59,11 +63,26 @@ class ClusterStack(EksnetStack):
         )
 
 
-IPV4_CLUSTER_STACK = "EksnetIpv4Cluster"
+def ipv6_cluster_stack(app: cdk.App, deploy_env: DeployEnv, *, network: NetworkStack,
+                       cluster_name: str) -> ClusterStack:
+    """myipv6cluster (named ``cluster_name``) in ``network``'s VPC, the one eksctl would make for it: the default
+    app needs four VPCs, not five."""
+    return ClusterStack(
+        app,
+        IPV6_CLUSTER_STACK,
+        deploy_env=deploy_env,
+        cluster_name=cluster_name,
+        ip_family=eks.IpFamily.IP_V6,
+        nodegroup="ipv6mng",
+        vpc_cni=VpcCniConfig(),
+        description="eksnet: myipv6cluster, an IPv6 EKS cluster with managed add-ons (seed 003, Using IPv6)",
+        eks_vpc=network.eks_vpc,
+    )
 
 
-def ipv4_cluster_stack(app: cdk.App, deploy_env: DeployEnv) -> ClusterStack:
-    """myipv4cluster, the seed's base for Calico (apps.calico builds on this stack)."""
+def ipv4_cluster_stack(app: cdk.App, deploy_env: DeployEnv, *,
+                       nat_gateways: NatGateways = NatGateways.SHARED) -> ClusterStack:
+    """myipv4cluster in a VPC of its own, the seed's base for Calico (``apps.calico`` receives this stack)."""
     return ClusterStack(
         app,
         IPV4_CLUSTER_STACK,
@@ -74,22 +93,5 @@ def ipv4_cluster_stack(app: cdk.App, deploy_env: DeployEnv) -> ClusterStack:
         # Calico's kube-controllers read the pod IP annotation (seed 003, Calico network policies).
         vpc_cni=VpcCniConfig(annotate_pod_ip=True),
         description="eksnet: myipv4cluster, an IPv4 EKS cluster, the base for Calico (seed 003, network policies)",
+        nat_gateways=nat_gateways,
     )
-
-
-def add_stacks(app: cdk.App, deploy_env: DeployEnv) -> list[cdk.Stack]:
-    """myipv6cluster in ``EksnetNetwork``'s VPC (the one eksctl would make for it) when that stack is in the app,
-    so the default app needs four VPCs, not five; else in a VPC of its own. Then myipv4cluster."""
-    network = app.node.try_find_child(NETWORK_STACK)
-    ipv6 = ClusterStack(
-        app,
-        "EksnetIpv6Cluster",
-        deploy_env=deploy_env,
-        cluster_name=deploy_env.cluster_name,
-        ip_family=eks.IpFamily.IP_V6,
-        nodegroup="ipv6mng",
-        vpc_cni=VpcCniConfig(),
-        description="eksnet: myipv6cluster, an IPv6 EKS cluster with managed add-ons (seed 003, Using IPv6)",
-        eks_vpc=network.eks_vpc if isinstance(network, NetworkStack) else None,
-    )
-    return [ipv6, ipv4_cluster_stack(app, deploy_env)]

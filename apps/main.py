@@ -1,36 +1,82 @@
-"""The default app of ``cdk.json``: every seed scenario as a stack.
+"""The default app of ``cdk.json``: every walkthrough scenario as a stack, composed here.
 
-Run by the CDK CLI (``npx cdk synth``) or directly (``python -m apps.main``); both
-write the cloud assembly to ``cdk.out/``. Each scenario lives in its own module
-and exposes ``add_stacks(app, deploy_env)``; adding a scenario is one line in
-``SCENARIOS``.
+Run by the CDK CLI (``npx cdk synth``) or directly (``python -m apps.main``); both write the cloud assembly to
+``cdk.out/``. The context (``apps.context``) is read once; each scenario module builds its stacks from plain
+arguments, and the stacks one builds on are passed to it: ``EksnetIpv6Cluster`` gets ``EksnetNetwork`` (its
+VPC), ``EksnetCalico`` gets ``EksnetIpv4Cluster`` (its cluster).
+
+``-c eksnet:stacks=EksnetCalico,EksnetMultus`` builds only those stacks and the ones they build on, each as in
+the whole app: iterating on one stack does not pay for all six. A stack that others build on, synthesized
+without them, lacks only the exports they would import (synth warns: deploy it from a synth that includes them).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
+from collections.abc import Callable
 
 import aws_cdk as cdk
 from eksnet import nag
-from eksnet.environment import DeployEnv
 
-# Module names under apps/, in the order their stacks are added.
-SCENARIOS: tuple[str, ...] = (
-    "apps.network",
-    "apps.clusters",
-    "apps.calico",
-    "apps.multus",
-)
+from apps import calico, clusters, multus, network
+from apps import context as app_context
+
+# Builds a stack from the stacks made before it (by name): those it builds on are passed to it, never looked up.
+_Build = Callable[[dict[str, cdk.Stack]], cdk.Stack]
+
+
+def add_stacks(app: cdk.App, settings: app_context.AppSettings) -> dict[str, cdk.Stack]:
+    """The stacks ``settings.stacks`` selects (all when empty) and the stacks they build on, by name."""
+    env, nat, cluster_name = settings.deploy_env, settings.nat_gateways, settings.cluster_name
+    ipv6_base, calico_base = network.NETWORK_STACK, clusters.IPV4_CLUSTER_STACK
+    # name -> (the stacks it builds on, how to build it); in the default app's order, bases first.
+    stacks: dict[str, tuple[tuple[str, ...], _Build]] = {
+        network.NETWORK_STACK: ((), lambda made: network.node_snat_stack(
+            app, env, cluster_name=cluster_name, nat_gateways=nat)),
+        network.IPV6_ONLY_STACK: ((), lambda made: network.ipv6_only_stack(app, env, nat_gateways=nat)),
+        clusters.IPV6_CLUSTER_STACK: ((ipv6_base,), lambda made: clusters.ipv6_cluster_stack(
+            app, env, network=made[ipv6_base], cluster_name=cluster_name)),
+        clusters.IPV4_CLUSTER_STACK: ((), lambda made: clusters.ipv4_cluster_stack(app, env, nat_gateways=nat)),
+        calico.CALICO_STACK: ((calico_base,), lambda made: calico.calico_stack(app, env, cluster=made[calico_base])),
+        multus.MULTUS_STACK: ((), lambda made: multus.MultusStack(
+            app, multus.MULTUS_STACK, deploy_env=env, nat_gateways=nat)),
+    }
+    wanted = _with_bases(settings.stacks or tuple(stacks), {name: bases for name, (bases, _) in stacks.items()})
+    made: dict[str, cdk.Stack] = {}
+    for name, (_, build) in stacks.items():
+        if name in wanted:
+            made[name] = build(made)
+    for name, (bases, _) in stacks.items():
+        for base in bases:
+            if base in made and name not in made:
+                cdk.Annotations.of(made[base]).add_warning_v2(
+                    "eksnet:stackSelection",
+                    f"{base} is synthesized without {name}, which builds on it ({app_context.STACKS_KEY}): the "
+                    f"exports {name} imports are left out; deploy {base} from a synth that includes {name}")
+    return made
+
+
+def _with_bases(names: tuple[str, ...], bases: dict[str, tuple[str, ...]]) -> set[str]:
+    """``names`` and every stack they build on, directly or not; an unknown name is an error listing the known."""
+    unknown = [name for name in names if name not in bases]
+    if unknown:
+        raise ValueError(f"context {app_context.STACKS_KEY}: unknown stack {', '.join(map(repr, unknown))}; "
+                         f"the stacks are {', '.join(bases)}")
+    wanted: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(bases[name])
+    return wanted
 
 
 def build_app(outdir: str | None = None, context: dict | None = None) -> cdk.App:
     # The CLI passes its output directory in CDK_OUTDIR; without the CLI, write to ./cdk.out.
     outdir = outdir or os.environ.get("CDK_OUTDIR") or "cdk.out"
     app = cdk.App(outdir=outdir, context=context or None)
-    deploy_env = DeployEnv.from_context(app)
-    for name in SCENARIOS:
-        importlib.import_module(name).add_stacks(app, deploy_env)
+    add_stacks(app, app_context.read(app))
     nag.add_checks(app)
     return app
 

@@ -24,8 +24,9 @@ from aws_cdk import aws_eks_v2 as eks
 from eksnet.cluster import EksCluster, NodeGroupSpec
 from eksnet.environment import DeployEnv, EksnetStack
 from eksnet.multus import MultusInterface, MultusNetworking, NetworkAttachmentDefinition, network_selection_annotation
-from eksnet.vpc import EksVpc, PodIpv4Egress
+from eksnet.vpc import EksVpc, NatGateways, PodIpv4Egress
 
+MULTUS_STACK = "EksnetMultus"
 CLUSTER_NAME = "mymultuscluster"
 NODEGROUP = "multusmng"
 
@@ -52,17 +53,18 @@ class MultusStack(EksnetStack):
     """VPC, cluster and ``MultusNetworking`` (subnets, ENI automation, node setup, Multus), the seed's NAD and pod.
 
     ``interfaces_per_node`` Multus ENIs per node, each with one delegated IPv4 /28 and IPv6 /80, or ``interfaces``
-    (e.g. ``make demo`` adds a per-IP one).
+    (e.g. ``make demo`` adds a per-IP one); ``nat_gateways``: the VPC's.
     Attributes: ``eks_vpc``, ``eks_cluster``, ``networking`` (``MultusNetworking``), ``nad``, ``pod``.
     """
 
     def __init__(self, scope: cdk.App, id: str, *, deploy_env: DeployEnv, interfaces_per_node: int = 1,
-                 interfaces: Sequence[MultusInterface] | None = None) -> None:
+                 interfaces: Sequence[MultusInterface] | None = None,
+                 nat_gateways: NatGateways = NatGateways.SHARED) -> None:
         super().__init__(scope, id, deploy_env=deploy_env,
                          description="eksnet: EKS with Multus, Multus ENIs per zone and the node runtime "
                                      "(seed 003, Configuring multiple network interfaces with Multus)")
-        self.eks_vpc = EksVpc(self, "EksVpc", ipv4_cidr="192.168.0.0/16", pod_ipv4_egress=PodIpv4Egress.NODE_SNAT,
-                              cluster_names=[CLUSTER_NAME])
+        self.eks_vpc = EksVpc(self, "EksVpc", ipv4_cidr="192.168.0.0/16", nat_gateways=nat_gateways,
+                              pod_ipv4_egress=PodIpv4Egress.NODE_SNAT, cluster_names=[CLUSTER_NAME])
         self.eks_cluster = EksCluster(
             self, "EksCluster", vpc=self.eks_vpc, cluster_name=CLUSTER_NAME, ip_family=eks.IpFamily.IP_V4,
             nodegroups=[NodeGroupSpec(NODEGROUP, instance_types=("t3.large",))],
@@ -74,7 +76,3 @@ class MultusStack(EksnetStack):
         self.nad, nad_resource = self.networking.add_nad("ipvlan-private-a", interface=1)
         self.pod = seed_pod(deploy_env.azs[0], self.nad)
         self.networking.install.add_manifest("SeedPod", self.pod, after=[nad_resource])
-
-
-def add_stacks(app: cdk.App, deploy_env: DeployEnv) -> list[cdk.Stack]:
-    return [MultusStack(app, "EksnetMultus", deploy_env=deploy_env)]

@@ -7,16 +7,18 @@
   ``64:ff9b::/96`` routed to the zone's NAT gateway (NAT64). Its IPv4 block (10.64.0.0/16, needed
   by EKS and the NAT gateways' public subnets) differs from the first so the two VPCs can be peered.
 
-Each VPC has one NAT gateway (one Elastic IP) unless ``-c eksnet:natGateways=per-az`` asks for one per zone.
+Each VPC has one NAT gateway (one Elastic IP) unless ``nat_gateways`` (``-c eksnet:natGateways=per-az`` in the
+default app) asks for one per zone. ``apps.main`` passes ``EksnetNetwork`` to the IPv6 cluster that uses its VPC.
 """
 
 from __future__ import annotations
 
 import aws_cdk as cdk
 from eksnet.environment import DeployEnv, EksnetStack
-from eksnet.vpc import EksVpc, MultusNetwork, PodIpv4Egress
+from eksnet.vpc import EksVpc, MultusNetwork, NatGateways, PodIpv4Egress
 
 NETWORK_STACK = "EksnetNetwork"
+IPV6_ONLY_STACK = "EksnetNetworkIpv6Only"
 
 
 class NetworkStack(EksnetStack):
@@ -27,21 +29,29 @@ class NetworkStack(EksnetStack):
         self.eks_vpc = EksVpc(self, "EksVpc", **vpc_props)
 
 
-def add_stacks(app: cdk.App, deploy_env: DeployEnv) -> list[cdk.Stack]:
-    node_snat = NetworkStack(
+def node_snat_stack(app: cdk.App, deploy_env: DeployEnv, *, cluster_name: str,
+                    nat_gateways: NatGateways = NatGateways.SHARED) -> NetworkStack:
+    """``EksnetNetwork``: the VPC eksctl makes for the IPv6 cluster ``cluster_name`` (its subnets are tagged for it)."""
+    return NetworkStack(
         app, NETWORK_STACK, deploy_env=deploy_env,
         description="eksnet: dual-stack VPC for EKS, pods reach IPv4 by node SNAT, Multus subnets (seed 003)",
         ipv4_cidr="192.168.0.0/16",
+        nat_gateways=nat_gateways,
         pod_ipv4_egress=PodIpv4Egress.NODE_SNAT,
-        cluster_names=[deploy_env.cluster_name],
+        cluster_names=[cluster_name],
         multus=MultusNetwork(ipv4_supernet="192.168.192.0/19"),
     )
-    pure_ipv6 = NetworkStack(
-        app, "EksnetNetworkIpv6Only", deploy_env=deploy_env,
+
+
+def ipv6_only_stack(app: cdk.App, deploy_env: DeployEnv, *,
+                    nat_gateways: NatGateways = NatGateways.SHARED) -> NetworkStack:
+    """``EksnetNetworkIpv6Only``: IPv6-only private subnets, DNS64 and NAT64."""
+    return NetworkStack(
+        app, IPV6_ONLY_STACK, deploy_env=deploy_env,
         description="eksnet: VPC for EKS with IPv6-only private subnets, DNS64 and NAT64 (seed 003)",
         ipv4_cidr="10.64.0.0/16",
+        nat_gateways=nat_gateways,
         pod_ipv4_egress=PodIpv4Egress.NAT64,
         ipv6_only_private_subnets=True,
         # No cluster: EKS needs subnets with IPv4 for nodes; the IPv6-only subnets are for IPv6-ready workloads.
     )
-    return [node_snat, pure_ipv6]

@@ -15,7 +15,7 @@ import ipaddress
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,22 +38,22 @@ def synth(outdir: Path, per_ip: bool = True) -> Path:
     ``make test``'s business, so aws-cdk-lib's template validation is off here (``CDK_VALIDATION=false``)."""
     os.environ.setdefault("CDK_VALIDATION", "false")
     import aws_cdk as cdk
-    from eksnet.environment import DeployEnv
 
-    from apps import multus
+    from apps import context, main, multus
 
     app = cdk.App(outdir=str(outdir))
+    settings = context.read(app)  # the eksnet:* context keys, as the default app reads them
     if per_ip:
         from eksnet.multus import AddressMode, MultusInterface, PerIpSettings
 
-        stack = multus.MultusStack(app, STACK, deploy_env=DeployEnv.from_context(app), interfaces=[
-            MultusInterface(ipv4_prefixes=1, ipv6_prefixes=1),
-            MultusInterface(mode=AddressMode.PER_IP, per_ip=PerIpSettings())])
+        stack = multus.MultusStack(app, STACK, deploy_env=settings.deploy_env, nat_gateways=settings.nat_gateways,
+                                   interfaces=[MultusInterface(ipv4_prefixes=1, ipv6_prefixes=1),
+                                               MultusInterface(mode=AddressMode.PER_IP, per_ip=PerIpSettings())])
         stack.networking.add_nad(PER_IP_NAD, interface=2)
     else:
-        stacks = multus.add_stacks(app, DeployEnv.from_context(app))
-        if not any(s.stack_name == STACK for s in stacks):
-            raise TemplateError(f"apps.multus no longer adds a stack named {STACK}")
+        stacks = main.add_stacks(app, replace(settings, stacks=(STACK,)))
+        if STACK not in stacks:
+            raise TemplateError(f"apps.main no longer adds a stack named {STACK}")
     app.synth()
     return outdir
 

@@ -1,13 +1,11 @@
-"""Where a scenario deploys: account, region and availability zones, read from CDK context.
+"""Where a stack deploys: account, region and availability zones, as plain values.
 
-Every value is explicit so that `cdk synth` never asks AWS anything: the default
-placeholders in ``cdk.json`` make synth work offline with no credentials, and a
-user overrides them with ``-c eksnet:account=... -c eksnet:region=...``.
+Every value is explicit so that `cdk synth` never asks AWS anything. The library takes these as arguments; an
+app decides where they come from (the project's apps read them from ``eksnet:*`` context keys, ``apps/context.py``).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
@@ -18,13 +16,10 @@ from eksnet import typecheck
 from eksnet.function_logs import function_logs
 from eksnet.stack_pass import StackPass
 
-ACCOUNT_KEY = "eksnet:account"
-REGION_KEY = "eksnet:region"
-AZS_KEY = "eksnet:availabilityZones"
-CLUSTER_NAME_KEY = "eksnet:clusterName"
-
-DEFAULT_ACCOUNT = "123456789012"
-DEFAULT_REGION = "eu-central-1"
+# How DeployEnv's messages name its fields (an app that reads the values from elsewhere adds where).
+ACCOUNT_KEY = "DeployEnv.account"
+REGION_KEY = "DeployEnv.region"
+AZS_KEY = "DeployEnv.azs"
 
 # The regions eksnet is built and tested for (README "Regions"): the default app synthesizes and passes
 # cfn-lint in each, in that region.
@@ -50,13 +45,13 @@ class DeployEnv:
     """An explicit deployment target; ``azs`` are full zone names such as ``eu-central-1a``.
 
     ``azs`` empty means the region's zones from ``REGION_ZONES``; a region without an entry there must list
-    its zones (``eksnet:availabilityZones``).
+    its zones. No default account or region: a library default would be a placeholder that synthesizes and
+    then fails to deploy.
     """
 
-    account: str = DEFAULT_ACCOUNT
-    region: str = DEFAULT_REGION
+    account: str
+    region: str
     azs: tuple[str, ...] = ()
-    cluster_name: str = "myipv6cluster"
 
     def __post_init__(self) -> None:
         typecheck.check_fields(self)
@@ -67,8 +62,8 @@ class DeployEnv:
         azs = self.azs or REGION_ZONES.get(self.region)
         if not azs:
             raise ValueError(
-                f"no default zones for region {self.region!r} (known: {sorted(REGION_ZONES)}); list them with "
-                f"-c {AZS_KEY}={self.region}a,{self.region}b,... as the region names them for your account"
+                f"no default zones for region {self.region!r} (known: {sorted(REGION_ZONES)}); list them in "
+                f"{AZS_KEY} (e.g. ('{self.region}a', '{self.region}b', ...)) as the region names them for your account"
             )
         object.__setattr__(self, "azs", tuple(azs))
         for az in self.azs:
@@ -82,20 +77,6 @@ class DeployEnv:
     @property
     def cdk_env(self) -> cdk.Environment:
         return cdk.Environment(account=self.account, region=self.region)
-
-    @classmethod
-    def from_context(cls, scope: Construct) -> DeployEnv:
-        """Read the ``eksnet:*`` context keys; ``-c`` values arrive as strings, so JSON lists are parsed."""
-        node = scope.node
-        azs = node.try_get_context(AZS_KEY) or ()
-        if isinstance(azs, str):
-            azs = json.loads(azs) if azs.strip().startswith("[") else [a.strip() for a in azs.split(",") if a.strip()]
-        return cls(
-            account=str(node.try_get_context(ACCOUNT_KEY) or DEFAULT_ACCOUNT),
-            region=str(node.try_get_context(REGION_KEY) or DEFAULT_REGION),
-            azs=tuple(azs),
-            cluster_name=str(node.try_get_context(CLUSTER_NAME_KEY) or "myipv6cluster"),
-        )
 
 
 class EksnetStack(cdk.Stack):

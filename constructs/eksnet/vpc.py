@@ -65,7 +65,6 @@ class NatGateways(enum.Enum):
     NONE = "none"
 
 
-NAT_GATEWAYS_KEY = "eksnet:natGateways"  # context: the default NatGateways of every EksVpc ("shared" or "per-az")
 NAT64_PREFIX = "64:ff9b::/96"  # RFC 6052 well-known prefix, the one Route 53 Resolver's DNS64 synthesizes
 _MAX_AZS = 6  # the most zones of any region (us-east-1); bounds how many node subnets a VPC must hold
 _MIN_AZS = 2
@@ -260,7 +259,7 @@ class EksVpc(Construct):
     - ``subnet_prefix_length`` [VPC prefix + 3, i.e. /19 in a /16]: size of each public and private
       subnet; they are allocated from the start of ``ipv4_cidr`` (public zone 1..n, then private), so
       the default leaves the top quarter of a /16 free for Multus with three zones.
-    - ``nat_gateways`` [the ``eksnet:natGateways`` context value, else SHARED]: see ``NatGateways``.
+    - ``nat_gateways`` [SHARED, eksctl's default]: see ``NatGateways``.
     - ``pod_ipv4_egress`` [NODE_SNAT]: see ``PodIpv4Egress``; the cluster construct reads
       ``EksVpc.pod_ipv4_egress`` to set the VPC CNI's ``ENABLE_V4_EGRESS``.
     - ``ipv6_only_private_subnets`` [False]: private subnets become IPv6-only (``Ipv6Native``, hostname
@@ -288,7 +287,7 @@ class EksVpc(Construct):
         ipv4_cidr: str = "192.168.0.0/16",
         az_count: int | None = None,
         subnet_prefix_length: int | None = None,
-        nat_gateways: NatGateways | None = None,
+        nat_gateways: NatGateways = NatGateways.SHARED,
         pod_ipv4_egress: PodIpv4Egress = PodIpv4Egress.NODE_SNAT,
         ipv6_only_private_subnets: bool = False,
         cluster_names: Sequence[str] = (),
@@ -306,8 +305,6 @@ class EksVpc(Construct):
                              "(eksnet.environment.EksnetStack) to lay out subnets at synth time")
 
         # --- validation first: nothing is created for bad input ------------------------------------
-        if nat_gateways is None:
-            nat_gateways = _nat_from_context(self)
         az_count = len(zones) if az_count is None else az_count
         if not _MIN_AZS <= az_count <= min(_MAX_AZS, len(zones)):
             raise ValueError(f"az_count must be between {_MIN_AZS} (EKS needs subnets in two zones) and "
@@ -512,17 +509,6 @@ class EksVpc(Construct):
         sg.add_ingress_rule(sg, ec2.Port.all_traffic(), "Multus interfaces talk to each other")
         cdk.Tags.of(sg).add("multus", "true")
         self.multus_security_group = sg
-
-
-def _nat_from_context(scope: Construct) -> NatGateways:
-    value = scope.node.try_get_context(NAT_GATEWAYS_KEY)
-    if value is None:
-        return NatGateways.SHARED
-    try:
-        return NatGateways(value)
-    except ValueError:
-        raise ValueError(f"context {NAT_GATEWAYS_KEY}={value!r} is not one of "
-                         f"{[m.value for m in NatGateways]}") from None
 
 
 def _ipv4_network(prop: str, value: str) -> ipaddress.IPv4Network:

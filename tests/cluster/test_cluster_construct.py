@@ -17,7 +17,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from eksnet import nag
 from eksnet.cluster import IPV6_CNI_ACTIONS, CniIdentity, EksCluster, NodeGroupSpec
-from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.environment import EksnetStack
 from eksnet.vpc import EksVpc, PodIpv4Egress
 from eksnet.vpc_cni import (
     CustomNetworking,
@@ -28,6 +28,7 @@ from eksnet.vpc_cni import (
     VpcCniConfig,
 )
 from support.cfn import props, ref_id, resources
+from support.envs import deploy_env
 
 MULTUS_LINE = "echo installing-multus-cni"
 
@@ -42,7 +43,7 @@ def _dual_stack_vpc(stack, id="Vpc") -> ec2.Vpc:
 def synthesized(tmp_path_factory):
     out = tmp_path_factory.mktemp("cluster") / "out"
     app = cdk.App(outdir=str(out))
-    env = DeployEnv()
+    env = deploy_env()
     v6 = EksnetStack(app, "V6", deploy_env=env)
     c6 = EksCluster(
         v6,
@@ -415,7 +416,7 @@ def test_security_group_policy_manifest_is_applied_after_the_cni(v4):
 
 def _stack():
     app = cdk.App()
-    return EksnetStack(app, "S", deploy_env=DeployEnv())
+    return EksnetStack(app, "S", deploy_env=deploy_env())
 
 
 def _cluster(**kwargs):

@@ -6,8 +6,9 @@ import json
 
 import pytest
 from aws_cdk import aws_eks_v2 as eks
-from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.environment import EksnetStack
 from support.cfn import props
+from support.envs import deploy_env
 
 from apps import main
 
@@ -81,9 +82,9 @@ def test_without_pod_ip_annotation_no_rbac_is_added(templates):
 
 
 def test_the_default_app_runs_the_eksnet_eks_gate(tmp_path, monkeypatch):
-    monkeypatch.setattr(main, "SCENARIOS", ())
+    monkeypatch.setattr(main, "add_stacks", lambda app, settings: {})  # the gates alone
     app = main.build_app(outdir=str(tmp_path / "out"))
-    stack = EksnetStack(app, "Probe", deploy_env=DeployEnv())
+    stack = EksnetStack(app, "Probe", deploy_env=deploy_env())
     eks.CfnCluster(
         stack,
         "Public",

@@ -9,7 +9,8 @@ import pytest
 from aws_cdk import aws_eks_v2 as eks
 from eksnet import nag
 from eksnet.eks_checks import RULE_LOGGING, RULE_PUBLIC_ENDPOINT, findings_for_template
-from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.environment import EksnetStack
+from support.envs import deploy_env
 
 ALL_LOGS = [{"Type": t} for t in ("api", "audit", "authenticator", "controllerManager", "scheduler")]
 
@@ -59,7 +60,7 @@ def test_other_resources_are_ignored():
 def _app_with_l1_cluster(tmp_path, *, public: bool, acknowledged: bool = False) -> cdk.App:
     # A bare CfnCluster: cdk-nag's own EKS rules do not look at native clusters, so any finding is ours.
     app = cdk.App(outdir=str(tmp_path / "out"))
-    stack = EksnetStack(app, "Probe", deploy_env=DeployEnv())
+    stack = EksnetStack(app, "Probe", deploy_env=deploy_env())
     cluster = eks.CfnCluster(
         stack,
         "Cluster",

@@ -8,7 +8,8 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_ec2 as ec2
 from eksnet import nag
-from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.environment import EksnetStack
+from support.envs import deploy_env
 from support.gates import cfn_lint
 
 
@@ -29,7 +30,7 @@ def test_cfn_lint_gate_reports_errors_in_a_broken_template(tmp_path):
 
 def _vpc_app(tmp_path, acknowledged: bool) -> cdk.App:
     app = cdk.App(outdir=str(tmp_path / "out"))
-    stack = EksnetStack(app, "NagProbe", deploy_env=DeployEnv())
+    stack = EksnetStack(app, "NagProbe", deploy_env=deploy_env())
     vpc = ec2.Vpc(stack, "Vpc", max_azs=1, nat_gateways=0,
                   subnet_configuration=[ec2.SubnetConfiguration(name="p", subnet_type=ec2.SubnetType.PUBLIC)])
     if acknowledged:
@@ -68,9 +69,9 @@ def test_acknowledge_refuses_a_blanket_suppression_on_the_app():
 def test_the_default_app_runs_the_nag_gate(tmp_path, monkeypatch):
     from apps import main
 
-    monkeypatch.setattr(main, "SCENARIOS", ())
+    monkeypatch.setattr(main, "add_stacks", lambda app, settings: {})  # the gates alone
     app = main.build_app(outdir=str(tmp_path / "out"))
-    stack = EksnetStack(app, "NagProbe", deploy_env=DeployEnv())
+    stack = EksnetStack(app, "NagProbe", deploy_env=deploy_env())
     ec2.Vpc(stack, "Vpc", max_azs=1, nat_gateways=0,
             subnet_configuration=[ec2.SubnetConfiguration(name="p", subnet_type=ec2.SubnetType.PUBLIC)])
     with pytest.raises(RuntimeError, match="AwsSolutions-VPC7"):

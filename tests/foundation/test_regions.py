@@ -14,10 +14,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from eksnet.environment import DEFAULT_REGION, REGION_ZONES, SUPPORTED_REGIONS
+from eksnet.environment import REGION_ZONES, SUPPORTED_REGIONS
 from support.cfn import resources
 from support.gates import cfn_lint, stack_region
 from support.paths import ROOT, VENV_BIN, tool_env
+
+from apps.context import DEFAULT_REGION
 
 # Default quotas per region (VPC: 5 VPCs, 5 Elastic IPs), less the default VPC most accounts keep.
 MAX_VPCS = 4

@@ -67,6 +67,7 @@ from eksnet.vpc_cni import (
 from eksnet.vpc_import import Ipv6ForImportedVpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.envs import deploy_env
 
 _ids = itertools.count()
 
@@ -81,7 +82,7 @@ class Case:
 
 @pytest.fixture(scope="module")
 def world():
-    stack = EksnetStack(cdk.App(), "Typed", deploy_env=DeployEnv())
+    stack = EksnetStack(cdk.App(), "Typed", deploy_env=deploy_env())
     vpc = EksVpc(stack, "Vpc", flow_logs=False)
     cluster = EksCluster(stack, "Cluster", vpc=vpc, cluster_name="typed", ip_family=eks.IpFamily.IP_V4)
     imported = ec2.Vpc.from_vpc_attributes(
@@ -110,7 +111,7 @@ def world():
         Case("SubnetCidrReservation", construct(SubnetCidrReservation), SubnetCidrReservation.__init__,
              {"subnet": vpc.private_subnets[0], "cidr": "192.168.96.0/28",
               "reservation_type": CidrReservationType.EXPLICIT}),
-        Case("DeployEnv", DeployEnv, DeployEnv, {}),
+        Case("DeployEnv", DeployEnv, DeployEnv, {"account": "123456789012", "region": "eu-central-1"}),
         Case("MultusNetwork", MultusNetwork, MultusNetwork, {}),
         Case("NodeGroupSpec", NodeGroupSpec, NodeGroupSpec, {"name": "ng"}),
         Case("VpcCniConfig", VpcCniConfig, VpcCniConfig, {}),

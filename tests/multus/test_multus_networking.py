@@ -16,7 +16,7 @@ import pytest
 from aws_cdk import aws_eks_v2 as eks
 from eksnet import max_pods
 from eksnet.cluster import EksCluster, NodeGroupSpec
-from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.environment import EksnetStack
 from eksnet.multus import (
     AddressMode,
     MultusConfigError,
@@ -26,6 +26,7 @@ from eksnet.multus import (
 )
 from eksnet.vpc import EksVpc, MultusNetwork
 from support import cfn
+from support.envs import deploy_env
 
 REPO = Path(__file__).resolve().parents[2]
 INSTANCE = "t3.large"
@@ -35,7 +36,7 @@ NODEGROUP = "ng"
 def build(interfaces, *, instance: str = INSTANCE, vpc_multus=None, stack_id: str = "Mn", **kwargs):
     """A VPC, a cluster with one managed node group and MultusNetworking over ``interfaces``."""
     app = cdk.App()
-    stack = EksnetStack(app, stack_id, deploy_env=DeployEnv())
+    stack = EksnetStack(app, stack_id, deploy_env=deploy_env())
     vpc = EksVpc(stack, "Vpc", cluster_names=["mncluster"], multus=vpc_multus)
     cluster = EksCluster(stack, "Cluster", vpc=vpc, cluster_name="mncluster", ip_family=eks.IpFamily.IP_V4,
                          nodegroups=[NodeGroupSpec(NODEGROUP, instance_types=(instance,), min_size=1, desired_size=2,
@@ -73,7 +74,7 @@ def node_config_from_user_data(networking) -> dict:
 
 def test_multus_subnets_one_per_zone_and_interface(built):
     tagged = [p for _, p in cfn.props(built["template"], "AWS::EC2::Subnet") if cfn.tags(p).get("multus") == "true"]
-    assert len(tagged) == len(DeployEnv().azs) * built["count"]
+    assert len(tagged) == len(deploy_env().azs) * built["count"]
 
 
 def test_lambda_attaches_one_eni_per_interface_from_device_index_1(built):
@@ -81,7 +82,7 @@ def test_lambda_attaches_one_eni_per_interface_from_device_index_1(built):
     assert env["MULTUS_FIRST_DEVICE_INDEX"] == "1"
     subnets = env["MULTUS_SUBNETS"]  # Fn::Join of {zone: [subnet refs]}
     refs = [p for p in json.dumps(subnets).split('"Ref": ') if p.startswith('"VpcMultus')]
-    assert len(refs) == len(DeployEnv().azs) * built["count"]
+    assert len(refs) == len(deploy_env().azs) * built["count"]
     assert (env["MULTUS_IPV4_PREFIX_COUNT"], env["MULTUS_IPV6_PREFIX_COUNT"]) == ("1", "1")
 
 
@@ -159,7 +160,7 @@ def test_different_prefix_counts_are_refused():
 def test_a_per_ip_range_outside_its_subnet_is_refused():  # per-IP mode itself: tests/multus_perip/
     with pytest.raises(MultusConfigError, match=r"interface 1 \(AddressMode.PER_IP\).*outside its Multus subnet"):
         build([MultusInterface(mode=AddressMode.PER_IP,
-                               per_ip=PerIpSettings(ranges={z: "10.99.0.0/27" for z in DeployEnv().azs}))])
+                               per_ip=PerIpSettings(ranges={z: "10.99.0.0/27" for z in deploy_env().azs}))])
 
 
 def test_a_vpc_with_its_own_multus_subnets_is_refused():

@@ -15,7 +15,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
-from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.environment import EksnetStack
 from eksnet.multus.node import (
     NODE_CONFIG,
     SCRIPT_UNIT,
@@ -25,6 +25,7 @@ from eksnet.multus.node import (
     NodeRuntimeInstall,
 )
 from support import cfn
+from support.envs import deploy_env
 
 BARE_PYTHON = "/usr/bin/python3"  # Debian's 3.11 without pyroute2: stands for the node's interpreter
 
@@ -34,7 +35,7 @@ def synth(tmp_path_factory):
     """One stack: a role, a launch template whose user data is the bootstrap's MIME multipart document."""
     out = tmp_path_factory.mktemp("cdkout")
     app = cdk.App(outdir=str(out))
-    stack = EksnetStack(app, "BootstrapTest", deploy_env=DeployEnv())
+    stack = EksnetStack(app, "BootstrapTest", deploy_env=deploy_env())
     role = iam.Role(stack, "NodeRole", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
     bootstrap = MultusNodeBootstrap(stack, "Bootstrap", interfaces=MultusInterfaces(device_indexes=(1, 2)))
     shell = ec2.UserData.for_linux()
@@ -87,7 +88,7 @@ def test_asset_hash_ignores_bytecode_written_by_imports(synth):
     source = Path(__file__).resolve().parents[2] / "node_runtime" / "install.py"
     compileall.compile_file(str(source), force=True, quiet=1)
     assert list((source.parent / "__pycache__").glob("install.*.pyc"))
-    again = NodeRuntimeAsset(EksnetStack(cdk.App(), "Again", deploy_env=DeployEnv()), "Runtime")
+    again = NodeRuntimeAsset(EksnetStack(cdk.App(), "Again", deploy_env=deploy_env()), "Runtime")
     assert again.asset.asset_hash == synth["asset"].asset_hash
 
 
@@ -137,7 +138,7 @@ def test_launch_template_user_data_is_mime_multipart_with_a_shell_part(synth):
 
 def test_the_node_setup_needs_the_runtime():
     with pytest.raises(ValueError, match="ships inside the node runtime"):
-        MultusNodeBootstrap(EksnetStack(cdk.App(), "NoRuntime", deploy_env=DeployEnv()), "B", runtime=None)
+        MultusNodeBootstrap(EksnetStack(cdk.App(), "NoRuntime", deploy_env=deploy_env()), "B", runtime=None)
 
 
 def test_install_commands_install_from_the_asset_with_a_bare_interpreter(synth, tmp_path):

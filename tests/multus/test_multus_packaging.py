@@ -33,7 +33,7 @@ from eksnet.multus import MultusInterface, MultusNetworking
 from eksnet.vpc import EksVpc
 
 app = cdk.App(outdir="cdk.out")
-stack = EksnetStack(app, "Travel", deploy_env=DeployEnv())
+stack = EksnetStack(app, "Travel", deploy_env=DeployEnv(account="123456789012", region="eu-central-1"))
 vpc = EksVpc(stack, "Vpc", cluster_names=["travel"])
 cluster = EksCluster(stack, "Cluster", vpc=vpc, cluster_name="travel", ip_family=eks.IpFamily.IP_V4,
                      nodegroups=[NodeGroupSpec("ng", instance_types=("t3.large",))])

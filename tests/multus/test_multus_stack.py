@@ -11,9 +11,9 @@ import kubernetes_validate
 import pytest
 import yaml
 from eksnet import nag
-from eksnet.environment import DeployEnv
 from eksnet.multus import NAD_CRD, NETWORKS_ANNOTATION
 from support import cfn
+from support.envs import deploy_env
 from support.gates import cfn_lint
 
 from apps import multus as scenario
@@ -27,7 +27,7 @@ PRUNE_LABEL = "aws.cdk.eks/prune-"
 def synth(tmp_path_factory):
     out = tmp_path_factory.mktemp("multus-cdkout")
     app = cdk.App(outdir=str(out))
-    (stack,) = scenario.add_stacks(app, DeployEnv())
+    stack = scenario.MultusStack(app, scenario.MULTUS_STACK, deploy_env=deploy_env())
     nag.add_checks(app)  # an unacknowledged finding fails this synth
     app.synth()
     return {"stack": stack, "out": out, "template": json.loads((out / f"{stack.stack_name}.template.json").read_text())}
@@ -128,7 +128,7 @@ def test_node_user_data_sets_up_multus_interfaces_and_the_runtime(synth):
 
 def test_multus_subnets_exist_in_every_zone(synth):
     tagged = [p for _, p in cfn.props(synth["template"], "AWS::EC2::Subnet") if cfn.tags(p).get("multus") == "true"]
-    assert {p["AvailabilityZone"] for p in tagged} == set(DeployEnv().azs)
+    assert {p["AvailabilityZone"] for p in tagged} == set(deploy_env().azs)
 
 
 def test_template_has_no_cfn_lint_errors(synth):

@@ -11,15 +11,16 @@ import pytest
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 from eksnet import nag
-from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.environment import EksnetStack
 from eksnet.multus.eni import LAMBDA_ASSET, MultusEniAttacher, NodegroupRef
+from support.envs import deploy_env
 
 CLUSTER = "mycluster"
 
 
 def build_stack(app: cdk.App, *, with_nodegroup: bool = True) -> tuple[EksnetStack, MultusEniAttacher, dict]:
     """A dual-stack VPC whose two isolated subnet groups stand in for the Multus subnets, one ASG, one managed group."""
-    stack = EksnetStack(app, "MultusEniTest", deploy_env=DeployEnv(azs=("eu-central-1a", "eu-central-1b")))
+    stack = EksnetStack(app, "MultusEniTest", deploy_env=deploy_env(azs=("eu-central-1a", "eu-central-1b")))
     vpc = ec2.Vpc(stack, "Vpc", ip_protocol=ec2.IpProtocol.DUAL_STACK, max_azs=2, nat_gateways=1,
                   subnet_configuration=[
                       ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),

@@ -6,16 +6,17 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
-from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.environment import EksnetStack
 from eksnet.multus import eni as multus_eni
 from eksnet.multus.eni import MultusEniAttacher, NodegroupRef
+from support.envs import deploy_env
 from support.paths import ROOT
 
 
 @pytest.fixture(scope="module")
 def parts():
     app = cdk.App()
-    stack = EksnetStack(app, "Props", deploy_env=DeployEnv(azs=("eu-central-1a", "eu-central-1b")))
+    stack = EksnetStack(app, "Props", deploy_env=deploy_env(azs=("eu-central-1a", "eu-central-1b")))
     vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=0, subnet_configuration=[
         ec2.SubnetConfiguration(name="Nodes", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
         ec2.SubnetConfiguration(name="Multus", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)])

@@ -16,11 +16,12 @@ import pytest
 from aws_cdk import aws_eks_v2 as eks
 from eksnet import nag
 from eksnet.cluster import EksCluster, NodeGroupSpec
-from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.environment import EksnetStack
 from eksnet.multus import AddressMode, MultusInterface, MultusNetworking, PerIpSettings
 from eksnet.multus.perip import ASSIGN_ACTIONS, INSTANCE_ARN_TAG, PER_IP_NODE_PACKAGES, PerIpRanges, plan_ranges
 from eksnet.vpc import EksVpc
 from support.cfn import cidr_reservations, props, resources
+from support.envs import deploy_env
 from support.gates import cfn_lint
 from support.paths import ROOT
 
@@ -37,7 +38,7 @@ RANGES = {"eu-central-1a": "192.168.200.32/27", "eu-central-1b": "192.168.216.32
 def synthesized(tmp_path_factory):
     outdir = tmp_path_factory.mktemp("perip-cdk-out")
     app = cdk.App(outdir=str(outdir))
-    stack = EksnetStack(app, "PerIpTest", deploy_env=DeployEnv(azs=ZONES))
+    stack = EksnetStack(app, "PerIpTest", deploy_env=deploy_env(azs=ZONES))
     vpc = EksVpc(stack, "EksVpc", ipv4_cidr="192.168.0.0/16", cluster_names=["perip"])
     cluster = EksCluster(stack, "EksCluster", vpc=vpc, cluster_name="perip", ip_family=eks.IpFamily.IP_V4,
                          nodegroups=[NodeGroupSpec("multus", instance_types=("t3.large",)),

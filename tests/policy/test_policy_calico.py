@@ -9,9 +9,9 @@ from pathlib import Path
 import aws_cdk as cdk
 import pytest
 from eksnet import calico, nag
-from eksnet.environment import DeployEnv
 from eksnet.policy_eval import Cluster, Pod, Protocol
 from support.cfn import resources
+from support.envs import deploy_env
 from support.gates import cfn_lint
 
 from apps import calico as calico_app
@@ -26,8 +26,8 @@ OBJECT_VALUE = "Custom::AWSCDK-EKS-KubernetesObjectValue"
 def assembly(tmp_path_factory) -> cdk.cx_api.CloudAssembly:
     """The IPv4 cluster scenario plus the Calico scenario, synthesized once with the cdk-nag checks on."""
     app = cdk.App(outdir=str(tmp_path_factory.mktemp("calico") / "cdk.out"), analytics_reporting=True)
-    clusters.add_stacks(app, DeployEnv())
-    calico_app.add_stacks(app, DeployEnv())
+    base = clusters.ipv4_cluster_stack(app, deploy_env())
+    calico_app.calico_stack(app, deploy_env(), cluster=base)
     nag.add_checks(app)
     return app.synth()
 
@@ -44,7 +44,7 @@ def template(assembly) -> dict:
 
 @pytest.fixture(scope="module")
 def cluster_template(assembly) -> dict:
-    return _read(assembly, calico_app.IPV4_CLUSTER_STACK)
+    return _read(assembly, clusters.IPV4_CLUSTER_STACK)
 
 
 def _manifests(template: dict) -> dict[str, list[dict]]:
@@ -86,7 +86,7 @@ def test_chart_leaves_the_installation_to_eksnet(template):
 def test_calico_stack_is_deployed_after_the_cluster_stack_with_its_addons_and_nodes(assembly):
     # The chart needs the vpc-cni add-on, the readiness wait needs nodes: both are in the cluster stack.
     deps = {d.id for d in assembly.get_stack_by_name("EksnetCalico").dependencies}
-    assert calico_app.IPV4_CLUSTER_STACK in deps
+    assert clusters.IPV4_CLUSTER_STACK in deps
 
 
 def test_calico_stack_adds_no_second_cluster(template):
@@ -132,7 +132,7 @@ def test_aws_node_may_patch_pods_through_the_clusters_rbac(cluster_template):
 
 def test_the_calico_stack_waits_for_the_cluster_stack_that_holds_the_rbac(assembly):
     manifest = json.loads((Path(assembly.directory) / "manifest.json").read_text())
-    assert calico_app.IPV4_CLUSTER_STACK in manifest["artifacts"]["EksnetCalico"]["dependencies"]
+    assert clusters.IPV4_CLUSTER_STACK in manifest["artifacts"]["EksnetCalico"]["dependencies"]
 
 
 def test_seed_workloads_are_the_two_namespaces_and_busybox_deployments(template):

@@ -8,11 +8,13 @@ from aws_cdk import aws_eks_v2 as eks
 from eksnet import calico
 from eksnet.calico import Calico, PolicyEngine, vpc_cni_for
 from eksnet.cluster import EksCluster, NodeGroupSpec
-from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.environment import EksnetStack
 from eksnet.vpc import EksVpc, NatGateways, PodIpv4Egress
 from eksnet.vpc_cni import PrefixMode, VpcCniConfig
+from support.envs import deploy_env
 
 from apps import calico as calico_app
+from apps import clusters
 
 
 def test_vpc_cni_for_calico_annotates_pod_ips_and_keeps_the_rest():
@@ -55,7 +57,7 @@ def build_cluster():
 
     def build(vpc_cni: VpcCniConfig, *, ipv6: bool = False,
               egress: PodIpv4Egress = PodIpv4Egress.NODE_SNAT) -> EksCluster:
-        stack = EksnetStack(app, f"S{next(count)}", deploy_env=DeployEnv())
+        stack = EksnetStack(app, f"S{next(count)}", deploy_env=deploy_env())
         vpc = EksVpc(stack, "Vpc", nat_gateways=NatGateways.SHARED, pod_ipv4_egress=egress, flow_logs=False)
         return EksCluster(stack, "Cluster", vpc=vpc, cluster_name="c",
                           ip_family=eks.IpFamily.IP_V6 if ipv6 else eks.IpFamily.IP_V4, vpc_cni=vpc_cni,
@@ -104,7 +106,9 @@ def test_ipv4_cluster_gets_no_warning(build_cluster):
     assert _warnings(Calico(cluster, "Calico", cluster=cluster)) == []
 
 
-def test_scenario_builds_its_own_ipv4_cluster_when_apps_clusters_is_absent():
+def test_the_scenario_adds_only_its_stack_on_the_cluster_stack_it_is_given():
     app = cdk.App()
-    stacks = calico_app.add_stacks(app, DeployEnv())
-    assert [s.stack_name for s in stacks] == [calico_app.IPV4_CLUSTER_STACK, "EksnetCalico"]
+    base = clusters.ipv4_cluster_stack(app, deploy_env())
+    stack = calico_app.calico_stack(app, deploy_env(), cluster=base)
+    assert [s.node.id for s in app.node.children] == [clusters.IPV4_CLUSTER_STACK, calico_app.CALICO_STACK]
+    assert not [c for c in stack.node.find_all() if isinstance(c, EksCluster)]

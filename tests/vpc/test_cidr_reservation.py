@@ -12,8 +12,9 @@ import pytest
 from aws_cdk import aws_ec2 as ec2
 from eksnet import nag
 from eksnet.cidr_reservation import CFN_TYPE_REGIONS, CidrReservationType, SubnetCidrReservation, cfn_type_available
-from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.environment import EksnetStack
 from support.cfn import cidr_reservations, props, ref_id, resources, sdk_call
+from support.envs import deploy_env
 from support.gates import cfn_lint
 
 CFN_TYPE = "AWS::EC2::SubnetCidrReservation"
@@ -21,7 +22,7 @@ CFN_TYPE = "AWS::EC2::SubnetCidrReservation"
 
 def _synth(outdir: Path, region: str) -> tuple[dict, Path]:
     app = cdk.App(outdir=str(outdir), context={"aws:cdk:enable-path-metadata": True})
-    stack = EksnetStack(app, "Reservations", deploy_env=DeployEnv(region=region))
+    stack = EksnetStack(app, "Reservations", deploy_env=deploy_env(region=region))
     vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=0, restrict_default_security_group=False,
                   subnet_configuration=[ec2.SubnetConfiguration(name="p", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED,
                                                                 cidr_mask=24)])

@@ -7,10 +7,11 @@ import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import custom_resources as cr
 from eksnet import nag
-from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.environment import EksnetStack
 from eksnet.vpc import PodIpv4Egress
 from eksnet.vpc_import import Ipv6ForImportedVpc
 from support.cfn import ref_id, resources
+from support.envs import deploy_env
 from vpc_testkit import lint_templates, new_app
 
 AZS = ["eu-central-1a", "eu-central-1b"]
@@ -34,7 +35,7 @@ def existing(stack: cdk.Stack, *, route_tables: bool = True, public: bool = True
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     app = new_app(str(tmp_path_factory.mktemp("cdk")))
-    stack = EksnetStack(app, "ImportTest", deploy_env=DeployEnv())
+    stack = EksnetStack(app, "ImportTest", deploy_env=deploy_env())
     ipv6 = Ipv6ForImportedVpc(stack, "Ipv6", vpc=existing(stack), internet_gateway_id=IGW)
     nag.add_checks(app)
     return app.synth().get_stack_by_name("ImportTest").template, ipv6
@@ -101,7 +102,7 @@ def test_pods_reach_ipv4_by_node_snat_since_dns64_cannot_be_set_on_foreign_subne
 
 
 def _stack() -> cdk.Stack:
-    return EksnetStack(cdk.App(), "ImportTest", deploy_env=DeployEnv())
+    return EksnetStack(cdk.App(), "ImportTest", deploy_env=deploy_env())
 
 
 def test_public_subnets_without_an_internet_gateway_id_are_refused():

@@ -6,9 +6,10 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_ec2 as ec2
 from eksnet import nag
-from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.environment import EksnetStack
 from eksnet.vpc import EksVpc, NatGateways, PodIpv4Egress
 from support.cfn import ref_id, resources, tags
+from support.envs import deploy_env
 from vpc_testkit import Topology, lint_templates, new_app, new_stack
 
 AZS = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
@@ -18,7 +19,7 @@ AZS = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
 def built(tmp_path_factory):
     """The default EksVpc shared by two clusters, plus two security groups made by others in its stack."""
     app = new_app(str(tmp_path_factory.mktemp("cdk")))
-    stack = EksnetStack(app, "VpcTest", deploy_env=DeployEnv())
+    stack = EksnetStack(app, "VpcTest", deploy_env=deploy_env())
     vpc = EksVpc(stack, "EksVpc", cluster_names=["myipv6cluster", "other"], nat_gateways=NatGateways.PER_AZ)
     ec2.SecurityGroup(stack, "OpenEgress", vpc=vpc.vpc, description="allows all IPv4 egress")
     ec2.SecurityGroup(stack, "NoEgress", vpc=vpc.vpc, description="allows no egress", allow_all_outbound=False)

@@ -116,10 +116,11 @@ def test_the_constructs_own_subnets_pass_the_dns64_check():
 
 def test_synth_fails_on_dns64_without_nat64(tmp_path):
     import aws_cdk as cdk
-    from eksnet.environment import DeployEnv, EksnetStack
+    from eksnet.environment import EksnetStack
+    from support.envs import deploy_env
 
     app = cdk.App(outdir=str(tmp_path))
-    vpc = EksVpc(EksnetStack(app, "VpcTest", deploy_env=DeployEnv()), "EksVpc")
+    vpc = EksVpc(EksnetStack(app, "VpcTest", deploy_env=deploy_env()), "EksVpc")
     vpc.public_subnets[2].node.default_child.enable_dns64 = True
     with pytest.raises(Exception, match="DNS64 is on but its route table has no 64:ff9b::/96 route"):
         app.synth()

@@ -8,16 +8,17 @@ from pathlib import Path
 
 import aws_cdk as cdk
 from eksnet import nag
-from eksnet.environment import DEFAULT_REGION, DeployEnv, EksnetStack
+from eksnet.environment import EksnetStack
 from eksnet.vpc import EksVpc
 from support.cfn import ref_id, resources, tags
+from support.envs import REGION, deploy_env
 from support.gates import cfn_lint
 
 
 def new_stack(azs: tuple[str, ...] = ()) -> EksnetStack:
     """An explicit-environment stack in its own app (nothing synthesized)."""
     app = cdk.App()
-    return EksnetStack(app, "VpcTest", deploy_env=DeployEnv(azs=azs))
+    return EksnetStack(app, "VpcTest", deploy_env=deploy_env(azs=azs))
 
 
 def new_app(outdir: str) -> cdk.App:
@@ -25,7 +26,7 @@ def new_app(outdir: str) -> cdk.App:
     return cdk.App(outdir=outdir, context={"aws:cdk:enable-path-metadata": True})
 
 
-def lint_templates(tmp_dir: Path, templates: dict[str, dict], region: str = DEFAULT_REGION) -> list:
+def lint_templates(tmp_dir: Path, templates: dict[str, dict], region: str = REGION) -> list:
     """cfn-lint (the project's gate) over templates given as dicts, of stacks in ``region``."""
     paths = []
     for name, template in templates.items():
@@ -37,7 +38,7 @@ def lint_templates(tmp_dir: Path, templates: dict[str, dict], region: str = DEFA
 def synth_vpc(tmp_dir: str, **props) -> tuple[dict, EksVpc]:
     """Synthesize one ``EksVpc`` with the cdk-nag gate on; returns (template dict, construct)."""
     app = new_app(tmp_dir)
-    stack = EksnetStack(app, "VpcTest", deploy_env=DeployEnv())
+    stack = EksnetStack(app, "VpcTest", deploy_env=deploy_env())
     vpc = EksVpc(stack, "EksVpc", **props)
     nag.add_checks(app)
     return app.synth().get_stack_by_name("VpcTest").template, vpc
