@@ -19,7 +19,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from node_runtime.lab import Lab, Underlay, ip, links, unique_prefix
+from node_runtime.lab import CNI, Lab, Underlay, ip, links, unique_prefix
 
 from .endpoint import NodeEndpoint
 from .imds import IMDS_ADDRESS, NodeImds
@@ -375,15 +375,14 @@ class Demo:
 
     def cni(self, pod: Pod, command: str) -> dict:
         config = pod.config or {"name": self.nad_name, **self.nad_config}
-        env = {"CNI_COMMAND": command, "CNI_CONTAINERID": f"demo-{pod.namespace}",
-               "CNI_NETNS": f"/run/netns/{pod.namespace}", "CNI_IFNAME": "net1", "CNI_PATH": str(self.cni_bin),
-               "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "EKSNET_IPAMD_SOCKET": str(pod.node.socket)}
-        proc = subprocess.run(["ip", "netns", "exec", pod.node.namespace, str(self.cni_bin / config["type"])],
-                              input=json.dumps(config), env=env, capture_output=True, text=True, timeout=60)
+        runtime = CNI(self.cni_bin, {"EKSNET_IPAMD_SOCKET": str(pod.node.socket)}, netns=pod.node.namespace)
+        env = runtime.env(command, f"demo-{pod.namespace}", f"/run/netns/{pod.namespace}", "net1")
+        proc = runtime.raw(config["type"], env, json.dumps(config).encode())
+        out, err = proc.stdout.decode(errors="replace").strip(), proc.stderr.decode(errors="replace").strip()
         if proc.returncode:
             raise RuntimeError(f"CNI {command} of {pod.namespace} on {pod.node.namespace} exited {proc.returncode}: "
-                               f"{proc.stdout.strip()} {proc.stderr.strip()}")
-        return json.loads(proc.stdout) if proc.stdout.strip() else {}
+                               f"{out} {err}")
+        return json.loads(out) if out else {}
 
     def add_pod(self, index: int, node: Node, config: dict | None = None) -> Pod:
         pod = Pod(index, os.path.basename(self.lab.namespaces.add(f"p{index}", nodad=True)), node, config=config)
