@@ -83,12 +83,22 @@ def _write(path: Path, content: str | bytes, mode: int) -> None:
     os.replace(tmp, path)
 
 
+# node_runtime's own files that never go to a node: the local test/bench/demo harness (lab.py).
+NOT_SHIPPED = ("lab.py",)
+
+
 def _copy_packages(into: Path) -> None:
-    """node_runtime and pyroute2 side by side in ``into`` (all the runtime needs on a node)."""
+    """node_runtime (but ``NOT_SHIPPED``) and pyroute2 side by side in ``into`` (all the runtime needs on a node)."""
     import pyroute2
 
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.tmp")
-    shutil.copytree(Path(__file__).resolve().parent, into / "node_runtime", ignore=ignore)
+    package = Path(__file__).resolve().parent
+
+    def runtime_ignore(directory: str, names: list[str]) -> set[str]:
+        top = Path(directory) == package
+        return set(ignore(directory, names)) | ({n for n in names if n in NOT_SHIPPED} if top else set())
+
+    shutil.copytree(package, into / "node_runtime", ignore=runtime_ignore)
     shutil.copytree(Path(pyroute2.__file__).resolve().parent, into / "pyroute2", ignore=ignore)
 
 

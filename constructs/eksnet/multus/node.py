@@ -163,7 +163,7 @@ class MultusInterfaces:
 def _staged_runtime() -> Path:
     """A directory holding ``node_runtime`` and ``pyroute2`` (the node's Python has no pyroute2), made by
     the installer's own ``bundle``, which leaves ``__pycache__`` and ``*.pyc`` out so the asset hash
-    depends on the sources only."""
+    depends on the sources only, and ``node_runtime/lab.py`` (the local test harness: ``install.NOT_SHIPPED``)."""
     from node_runtime.install import bundle
 
     return bundle(tempfile.mkdtemp(prefix="eksnet-node-runtime-"))
