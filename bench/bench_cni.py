@@ -2,7 +2,7 @@
 the reference macvlan + host-local from /usr/lib/cni, on the same veth underlay, interleaved so
 all see the same machine load. eksnet runs twice, with the native forwarder (what a node installs
 when ``make native`` built it) and with the Python forwarder (the fallback), both against one
-daemon. Needs root (network namespaces); names start with ``eksnb``.
+daemon. Needs root (network namespaces); names start with ``eb`` (``node_runtime.lab``).
 
 Metrics (ratio = eksnet / reference): median and p99 of IPv4 ADD and DEL, dual-stack ADD (the
 reference waits for IPv6 DAD), and the throughput of 40 and 200 ADDs started at once (higher is
@@ -13,26 +13,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-REFERENCE = Path("/usr/lib/cni")
+from node_runtime.lab import CNI, REFERENCE, Lab, install_bin, unique_prefix
+
 SAMPLES = 100
 DUAL_SAMPLES_REFERENCE = 5
 PARALLEL = (40, 200)
 SIDES = ("native", "python", "ref")
-
-
-def sh(*args: str, check: bool = True) -> None:
-    proc = subprocess.run(list(args), capture_output=True, text=True)
-    if check and proc.returncode:
-        raise RuntimeError(f"{' '.join(args)}: {proc.stderr.strip()}")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -40,89 +33,62 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def system_python() -> str | None:
+    """As on a node: the system interpreter when there is one (Debian's is built with PGO/LTO and starts faster
+    than a pyenv build), else this one."""
+    return "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else None
+
+
 class Rig:
-    """Installed executables, a daemon, a veth underlay and namespaces, all removed by close()."""
+    """The lab of a benchmark (``node_runtime.lab``: namespaces, an underlay, the daemon, all removed by
+    ``close()``), the executables installed with each forwarder, and timed CNI calls."""
 
-    def __init__(self, cooldown: float = 30.0) -> None:
-        from node_runtime.install import Forwarder, install
-
-        self.tag = f"eksnb{os.getpid() % 100000}"
+    def __init__(self, cooldown: float = 30.0, forwarders: tuple[str, ...] = ("native", "python")) -> None:
+        self.lab = Lab(unique_prefix("eb"))
         self.tmp = Path(tempfile.mkdtemp(prefix="eksnet-bench-"))
-        self.socket = str(self.tmp / "ipamd.sock")
         self.sbin = self.tmp / "sbin"
-        # As on a node: the system interpreter when there is one (Debian's is built with PGO/LTO and
-        # starts faster than a pyenv build), else this one.
-        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else None
-        self.bins = {f.value: self.tmp / f.value for f in (Forwarder.NATIVE, Forwarder.PYTHON)}
-        for name, path in self.bins.items():
-            install(str(path), python=python, socket=self.socket, daemon_dir=str(self.sbin), forwarder=Forwarder(name))
-        self.state = self.tmp / "state"
-        self.cooldown = cooldown
-        self.proc: subprocess.Popen | None = None
-        self.namespaces: list[str] = []
-        self.master = f"{self.tag}a"
-        self.underlay = False
-
-    def start_daemon(self) -> None:
-        log = open(self.tmp / "ipamd.log", "ab")
-        self.proc = subprocess.Popen([str(self.sbin / "eksnet-ipamd"), "serve", "--socket", self.socket, "--state-dir",
-                                      str(self.state), "--cooldown", str(self.cooldown), "--reconcile-interval", "0"],
-                                     stdout=log, stderr=log, start_new_session=True)
-        deadline = time.time() + 120
-        while not os.path.exists(self.socket):
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("eksnet-ipamd did not start: " + (self.tmp / "ipamd.log").read_text()[-2000:])
-            time.sleep(0.02)
-
-    def stop_daemon(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(30)
+        self.daemon = self.lab.daemon(self.tmp / "ipamd", command=[str(self.sbin / "eksnet-ipamd")],
+                                      cooldown=cooldown)
+        self.socket, self.state = self.daemon.socket, Path(self.daemon.state_dir)
+        self.bins = {f: install_bin(self.tmp / f, f, python=system_python(), socket=self.socket,
+                                    daemon_dir=str(self.sbin)) for f in forwarders}
+        self.cni = CNI(self.tmp)
+        self.master = ""
 
     def make_underlay(self) -> None:
-        sh("ip", "link", "add", self.master, "type", "veth", "peer", "name", f"{self.tag}b")
-        self.underlay = True
-        sh("ip", "link", "set", self.master, "up")
-        sh("ip", "link", "set", f"{self.tag}b", "up")
+        self.master = self.lab.underlay().master
+
+    def start_daemon(self) -> None:
+        self.daemon.start(timeout=120)
+
+    def stop_daemon(self) -> None:
+        self.daemon.stop()
 
     def netns(self, name: str) -> str:
-        full = f"{self.tag}-{name}"
-        sh("ip", "netns", "add", full)
-        self.namespaces.append(full)
-        return f"/run/netns/{full}"
+        return self.lab.namespaces.add(name)
 
     def drop_netns(self, path: str) -> None:
-        full = os.path.basename(path)
-        sh("ip", "netns", "del", full, check=False)
-        if full in self.namespaces:
-            self.namespaces.remove(full)
+        self.lab.namespaces.delete(path)
 
     def env(self, command: str, cid: str = "", netns: str = "", ifname: str = "net1") -> dict[str, str]:
-        env = {"CNI_COMMAND": command, "CNI_PATH": str(REFERENCE), "CNI_IFNAME": ifname,
-               "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-        if cid:
-            env["CNI_CONTAINERID"] = cid
-        if netns:
-            env["CNI_NETNS"] = netns
-        return env
+        return self.cni.env(command, cid, netns, ifname)
 
     def call(self, exe: Path, command: str, config: dict[str, Any], cid: str, netns: str = "") -> float:
         """Run one plugin command; returns its wall time in ms (raises if it failed)."""
         data = json.dumps(config).encode()
+        env = self.env(command, cid, netns)
         started = time.perf_counter()
-        proc = subprocess.run([str(exe)], input=data, env=self.env(command, cid, netns), capture_output=True)
+        proc = self.cni.raw(str(exe), env, data)
         elapsed = (time.perf_counter() - started) * 1000
         if proc.returncode:
             raise RuntimeError(f"{exe.name} {command} failed: {proc.stdout[-500:]!r} {proc.stderr[-500:]!r}")
         return elapsed
 
     def close(self) -> None:
-        self.stop_daemon()
-        for full in list(self.namespaces):
-            sh("ip", "netns", "del", full, check=False)
-        if self.underlay:
-            sh("ip", "link", "del", self.master, check=False)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        try:
+            self.lab.close()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def _configs(rig: Rig, dual: bool) -> dict[str, dict]:

@@ -152,28 +152,13 @@ def exec_latency(rig: Rig, exe: Path, config: dict, samples: int, tag: str) -> l
 
 
 class IpamRig(Rig):
-    """bench_cni's rig with eksnet-ipamd installed in the rig's own directory (never /usr/local/sbin)."""
+    """bench_cni's rig with one installation (the forwarder a node picks) and its daemon run from this checkout's
+    source with this interpreter, as ``start_daemon`` runs the other daemons here."""
 
     def __init__(self, cooldown: float = 30.0) -> None:
-        from node_runtime.install import install
-
-        self.tag = f"eksnb{os.getpid() % 100000}"
-        self.tmp = Path(tempfile.mkdtemp(prefix="eksnet-bench-"))
-        self.bin = self.tmp / "bin"
-        self.sbin = self.tmp / "sbin"
-        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else None
-        install(str(self.bin), python=python, daemon_dir=str(self.sbin))
-        self.socket = str(self.tmp / "ipamd.sock")
-        self.state = self.tmp / "state"
-        self.cooldown = cooldown
-        self.proc = None
-        self.namespaces = []
-        self.master = f"{self.tag}a"
-        self.underlay = False
-
-    def start_daemon(self) -> None:
-        self.proc, _, _ = start_daemon(Path(__file__).resolve().parent.parent, self.state, self.socket,
-                                       "--cooldown", str(self.cooldown))
+        super().__init__(cooldown, forwarders=("auto",))
+        self.bin = self.bins["auto"]
+        self.daemon.command = [sys.executable, "-c", LAUNCHER, str(Path(__file__).resolve().parent.parent)]
 
 
 LAUNCHER = "import sys; sys.path.insert(0, sys.argv.pop(1)); from node_runtime.ipamd.__main__ import main; sys.exit(main())"

@@ -8,7 +8,7 @@ the subnet, create the ENI, tag it after creation, attach, turn the source/dest 
 off, set delete-on-termination), and on termination one describe, then detach, wait
 and delete per ENI. Goal (issue 11): at most 4 EC2 calls per Multus ENI + 1 per launch,
 and no sleep; ``time.sleep`` is counted while our handler runs. Both run against the
-same moto server (with tests/support/moto_ext.py) on loopback, for the same nodes
+same moto server (with demo/moto_ext.py) on loopback, for the same nodes
 (2 Multus subnets in the node's zone). API calls are counted client side with
 botocore's ``before-call`` event; times are wall clock of the whole handler, so
 they measure moto's cost per call more than AWS's, hence the call counts are the
@@ -51,11 +51,8 @@ def _load_lambda():
 
 
 def _moto_ext():
-    sys.path.insert(0, str(ROOT / "tests"))
-    try:
-        from support import moto_ext
-    finally:
-        sys.path.remove(str(ROOT / "tests"))
+    from demo import moto_ext  # moto: a dev dependency, imported when the benchmark runs
+
     return moto_ext
 
 

@@ -1,7 +1,8 @@
 """Per-IP mode against prefix mode on the same live eksnet-ipamd (root): pod ADD/DEL through the CNI
-executables, one pod in a network namespace at a time, the two modes interleaved. EC2 is moto's
-server on 127.0.0.1 (with tests/support/moto_ext.py), so the figures show the daemon's own cost of
-the EC2 round trip and the number of EC2 calls, not AWS's latency (tens of ms per call there).
+executables, one pod in a network namespace at a time, the two modes interleaved (namespaces, underlays and
+daemons: ``node_runtime.lab``). EC2 is moto's server on 127.0.0.1 (with demo/moto_ext.py; the subnet, its
+per-IP range and two ENIs: demo/perip_subnet.py), so the figures show the daemon's own cost of the EC2 round
+trip and the number of EC2 calls, not AWS's latency (tens of ms per call there).
 
 Also: two "nodes" (two daemons, two ENIs) filling one shared range at once, counting the addresses
 EC2 refused (skipped) per pod."""
@@ -10,22 +11,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from node_runtime.lab import CNI, Daemon, Lab, addresses, install_bin, unique_prefix
+
 PODS = 20
-
-
-def _paths() -> None:
-    for p in (ROOT / "tests", ROOT / "tests" / "node_runtime", ROOT / "tests" / "multus_perip", ROOT):
-        if str(p) not in sys.path:
-            sys.path.insert(0, str(p))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -34,10 +30,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 def run() -> dict[str, Any]:
-    _paths()
-    from nrt_support import CNI, Daemon, Namespaces, Underlay, addresses, install_bin
-    from perip_world import REGION, build_world
-    from support import moto_ext
+    from demo import moto_ext  # moto: a dev dependency, imported when the benchmark runs
+    from demo.perip_subnet import REGION, build_world
 
     server, endpoint = moto_ext.serve()
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
@@ -45,25 +39,23 @@ def run() -> dict[str, Any]:
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     base = Path(tempfile.mkdtemp(prefix="eksnet-bench-perip-"))
-    daemons, underlays = [], []
-    ns = Namespaces(f"eksntb{os.getpid()}")
+    lab = Lab(unique_prefix("eb"))
+    ns = lab.namespaces
     try:
         world = build_world(endpoint)
         bin_dir = install_bin(base / "bin")
 
         def node(name: str, eni: str) -> tuple[Daemon, CNI, dict, dict]:
             pools = {"perip": world.pool(eni, ipv6=False),
-                     "prefix": {"ranges": [[{"subnet": f"10.250.{len(daemons)}.0/24"}]]}}
+                     "prefix": {"ranges": [[{"subnet": f"10.250.{len(lab.daemons)}.0/24"}]]}}
             (base / name).mkdir()
             (base / name / "ipamd.json").write_text(json.dumps({"pools": pools}))
-            daemon = Daemon(base / name / "ipamd", bin_dir, extra=("--config", str(base / name / "ipamd.json")))
+            daemon = lab.daemon(base / name / "ipamd", bin_dir, extra=("--config", str(base / name / "ipamd.json")))
             daemon.start()
-            daemons.append(daemon)
             deadline = time.time() + 30  # as on a node, where pods come long after the daemon started
             while not daemon.status()["perip"]["ec2_client_ready"] and time.time() < deadline:
                 time.sleep(0.05)
-            underlay = Underlay(f"ekb{os.getpid() % 1000}{name}")
-            underlays.append(underlay)
+            underlay = lab.underlay()
 
             def nad(pool: str) -> dict:
                 return {"cniVersion": "1.0.0", "name": f"bench-{pool}", "type": "eksnet-macvlan",
@@ -98,17 +90,16 @@ def run() -> dict[str, Any]:
         skipped = sum(d.status()["perip"]["counters"]["perip_skipped"] for d in (daemon, daemon_b))
         held_a, held_b = world.held(world.eni_a), world.held(world.eni_b)
     finally:
-        for d in daemons:
-            d.stop()
-        for u in underlays:
-            u.cleanup()
-        ns.cleanup()
-        server.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        try:
+            lab.close()
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+            server.stop()
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
     def med(mode: str, cmd: str) -> float:
         return statistics.median(times[mode][cmd])

@@ -19,10 +19,11 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import netns
+from node_runtime.lab import CNI, Lab, Underlay, ip, links, unique_prefix
+
 from .endpoint import NodeEndpoint
 from .imds import IMDS_ADDRESS, NodeImds
-from .node import STANDINS, Node, write_standins
+from .node import STANDINS, Names, Node, write_standins
 from .stack import PER_IP_NAD, StackView, shell_parts, synth
 from .world import World, start_moto
 
@@ -84,7 +85,8 @@ class Demo:
         self.pods_wanted = pods
         self.per_ip = per_ip
         self.out = out
-        self.names = netns.Names.fresh()
+        self.lab = Lab(unique_prefix("ed"))  # every namespace and link of the run: removed by cleanup()
+        self.names = Names(self.lab.prefix)
         # Not under /tmp: each node gets its own /tmp (a bind mount), which would hide the demo's files.
         self.tmp = Path(tempfile.mkdtemp(prefix=f"eksnet-demo-{self.names.prefix}-", dir=DEMO_TMP))
         self.assembly_dir = keep_assembly
@@ -176,7 +178,7 @@ class Demo:
         region = self.view.region
         os.environ["AWS_DEFAULT_REGION"] = region
         self.world = World(self.view, endpoint, moto_ext, region, self.view.account, self.names.prefix)
-        self.say(f"{endpoint} (region {region}, account {self.view.account}); moto's gaps: tests/support/moto_ext.py")
+        self.say(f"{endpoint} (region {region}, account {self.view.account}); moto's gaps: demo/moto_ext.py")
 
     def create_resources(self) -> None:
         self.world.build(self.say)
@@ -198,21 +200,20 @@ class Demo:
 
     def make_bridge(self, device_index: int, subnet_id: str) -> None:
         br = self.names.bridge(device_index)
-        if br in self.names.links():
+        if br in links(self.lab.prefix):
             return
-        netns.ip("link", "add", br, "type", "bridge")
-        netns.ip("link", "set", br, "up")
+        Underlay(br, "bridge")
         self.say(f"{br}: a Linux bridge stands for {subnet_id}, the Multus subnet of device {device_index} in "
                  f"{self.world.group.zone}")
 
     def launch_nodes(self) -> None:
         self.instances = self.world.launch_instances()
         for i, instance in enumerate(self.instances, start=1):
-            node = Node(i, self.names.node(i), self.tmp / f"node{i}", instance_id=instance)
-            netns.add_namespace(node.namespace)
+            namespace = os.path.basename(self.lab.namespaces.add(f"n{i}", nodad=True))
+            node = Node(i, namespace, self.tmp / f"node{i}", instance_id=instance)
             self.nodes.append(node)
             node.boot()
-            netns.ip("-n", node.namespace, "addr", "add", f"{IMDS_ADDRESS}/32", "dev", "lo")
+            ip("-n", node.namespace, "addr", "add", f"{IMDS_ADDRESS}/32", "dev", "lo")
             imds = NodeImds(node.namespace, instance, self.world.ec2, self.view.account, self.view.region)
             imds.start()
             self.imds.append(imds)
@@ -248,7 +249,7 @@ class Demo:
                     continue
                 node.enis[index] = eni
                 self.make_bridge(index, eni["SubnetId"])
-                host = node.attach_link(self.names, index, eni["MacAddress"])
+                host = node.attach_link(self.lab, self.names, index, eni["MacAddress"])
                 prefixes = [p["Ipv4Prefix"] for p in eni.get("Ipv4Prefixes", [])] + \
                            [p["Ipv6Prefix"] for p in eni.get("Ipv6Prefixes", [])]
                 self.say(f"{node.namespace}: {eni['NetworkInterfaceId']} device {index} -> eth{index} "
@@ -374,19 +375,17 @@ class Demo:
 
     def cni(self, pod: Pod, command: str) -> dict:
         config = pod.config or {"name": self.nad_name, **self.nad_config}
-        env = {"CNI_COMMAND": command, "CNI_CONTAINERID": f"demo-{pod.namespace}",
-               "CNI_NETNS": f"/run/netns/{pod.namespace}", "CNI_IFNAME": "net1", "CNI_PATH": str(self.cni_bin),
-               "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "EKSNET_IPAMD_SOCKET": str(pod.node.socket)}
-        proc = subprocess.run(["ip", "netns", "exec", pod.node.namespace, str(self.cni_bin / config["type"])],
-                              input=json.dumps(config), env=env, capture_output=True, text=True, timeout=60)
+        runtime = CNI(self.cni_bin, {"EKSNET_IPAMD_SOCKET": str(pod.node.socket)}, netns=pod.node.namespace)
+        env = runtime.env(command, f"demo-{pod.namespace}", f"/run/netns/{pod.namespace}", "net1")
+        proc = runtime.raw(config["type"], env, json.dumps(config).encode())
+        out, err = proc.stdout.decode(errors="replace").strip(), proc.stderr.decode(errors="replace").strip()
         if proc.returncode:
             raise RuntimeError(f"CNI {command} of {pod.namespace} on {pod.node.namespace} exited {proc.returncode}: "
-                               f"{proc.stdout.strip()} {proc.stderr.strip()}")
-        return json.loads(proc.stdout) if proc.stdout.strip() else {}
+                               f"{out} {err}")
+        return json.loads(out) if out else {}
 
     def add_pod(self, index: int, node: Node, config: dict | None = None) -> Pod:
-        pod = Pod(index, self.names.pod(index), node, config=config)
-        netns.add_namespace(pod.namespace)
+        pod = Pod(index, os.path.basename(self.lab.namespaces.add(f"p{index}", nodad=True)), node, config=config)
         self.pods.append(pod)
         endpoint = self.endpoints[node.index - 1]
         pod.add_started = time.monotonic()
@@ -506,7 +505,7 @@ class Demo:
             eni = pod.node.enis[iface["deviceIndex"]]["NetworkInterfaceId"]
             address = str(pod.address(4))
             self.cni(pod, "DEL")
-            netns.delete_namespace(pod.namespace)
+            self.lab.namespaces.delete(pod.namespace)
             self.pods.remove(pod)
             # The daemon answers DEL once the lease is released and unassigns after the link is gone: wait for it.
             deleted, deadline = time.monotonic(), time.monotonic() + 15
@@ -524,7 +523,7 @@ class Demo:
     def remove_pods(self) -> None:
         for pod in list(self.pods):
             self.cni(pod, "DEL")
-            netns.delete_namespace(pod.namespace)
+            self.lab.namespaces.delete(pod.namespace)
             self.pods.remove(pod)
         for node in self.nodes:
             status = node.daemon_status(self.cni_bin)
@@ -556,9 +555,9 @@ class Demo:
         for ep in [e for e in self.endpoints if e.namespace == node.namespace]:
             ep.stop()
         for link in node.links:
-            netns.ip("link", "del", link, check=False)
+            ip("link", "del", link, check=False)
         node.links.clear()
-        netns.delete_namespace(node.namespace)
+        self.lab.namespaces.delete(node.namespace)
 
     def verify_nothing_left(self) -> None:
         left: dict[str, list] = {}
@@ -583,10 +582,11 @@ class Demo:
         leases = [str(p) for n in self.nodes for p in n.state_dir.glob("*") if p.is_file() and self.has_leases(p)]
         if leases:
             left["leases"] = leases
-        if self.names.namespaces():
-            left["namespaces"] = self.names.namespaces()
-        if [n for n in self.names.links() if not self.names.is_bridge(n)]:
-            left["links"] = [n for n in self.names.links() if not self.names.is_bridge(n)]
+        lab = self.lab.leftovers()
+        if lab.get("namespaces"):
+            left["namespaces"] = lab["namespaces"]
+        if [n for n in lab.get("links", []) if not self.names.is_bridge(n)]:
+            left["links"] = [n for n in lab["links"] if not self.names.is_bridge(n)]
         procs = self.our_processes()
         if procs:
             left["processes"] = procs
@@ -643,9 +643,7 @@ class Demo:
             lambda: [n.halt() for n in self.nodes],
             lambda: [i.stop() for i in self.imds],
             lambda: [e.stop() for e in self.endpoints],
-            lambda: [netns.delete_namespace(p.namespace) for p in self.pods],
-            lambda: [netns.delete_namespace(ns) for ns in self.names.namespaces()],
-            lambda: [netns.ip("link", "del", link, check=False) for link in self.names.links()],
+            lambda: self.lab.close(),  # the pods' and nodes' namespaces, the bridges, the ENI links
             lambda: self._stop_moto(),
             lambda: shutil.rmtree(self.tmp, ignore_errors=True),
         ):

@@ -14,7 +14,7 @@ import secrets
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from .netns import listening_socket
+from node_runtime.lab import listening_socket
 
 IMDS_ADDRESS = "169.254.169.254"
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import netns
+from node_runtime.lab import Lab, ip
 
 # Host directories the node gets its own copy of (bind mounts; they exist on any Debian host), and /etc as an
 # overlay whose upper layer is the node's <root>/etc: what the node writes under /etc lands there, the host's /etc
@@ -89,6 +89,24 @@ def write_standins(directory: Path) -> Path:
         path.write_text(_STANDIN.format(name=name, python_lib=NODE_PYTHON_LIB))
         path.chmod(0o755)
     return directory
+
+
+@dataclass(frozen=True)
+class Names:
+    """The demo's link names under its lab's prefix (``node_runtime.lab.unique_prefix``: 10 characters, so a
+    suffix may have 5): a bridge per Multus subnet (``b<device index>``) and the host end of each node's ENI link
+    (``n<node>e<device index>``). Namespaces are the lab's: ``n<node>`` and ``p<pod>``."""
+
+    prefix: str
+
+    def bridge(self, device_index: int) -> str:
+        return f"{self.prefix}b{device_index}"
+
+    def is_bridge(self, name: str) -> bool:
+        return name.startswith(f"{self.prefix}b")
+
+    def eni_peer(self, node: int, device_index: int) -> str:
+        return f"{self.prefix}n{node}e{device_index}"
 
 
 @dataclass
@@ -293,12 +311,11 @@ class Node:
                 self.daemon.wait(timeout=10)
         self.daemon = None
 
-    def attach_link(self, names: netns.Names, device_index: int, mac: str) -> str:
+    def attach_link(self, lab: Lab, names: Names, device_index: int, mac: str) -> str:
         """The ENI's stand-in: a veth whose node end (``eth<index>``, a kernel name, down) has the ENI's MAC and
         whose other end is on the bridge standing for the subnet."""
         host = names.eni_peer(self.index, device_index)
-        netns.ip("link", "add", host, "type", "veth", "peer", "name", f"eth{device_index}", "address", mac,
-                 "netns", self.namespace)
-        netns.ip("link", "set", host, "master", names.bridge(device_index), "up")
+        lab.veth(host, f"eth{device_index}", peer_netns=self.namespace, peer_address=mac)
+        ip("link", "set", host, "master", names.bridge(device_index), "up")
         self.links.append(host)
         return host

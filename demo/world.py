@@ -5,7 +5,7 @@ moto's CloudFormation cannot deploy these templates (it lacks ``AWS::EC2::VPCCid
 properties: the VPC and its IPv6 block, every subnet (CIDRs, zones, tags), the pod ranges' CIDR reservations, the
 Multus security group, the node group's launch template (its user data) and Auto Scaling group (named as EKS names
 them), and the lifecycle hooks, before any instance launches. moto's gaps are filled by the project's one
-extension module, ``tests/support/moto_ext.py``.
+extension module, ``demo/moto_ext.py``.
 
 The lifecycle Lambda runs in this process, loaded from the function's asset in the cloud assembly, with the
 function's environment from the template (tokens resolved to moto's ids) plus ``AWS_ENDPOINT_URL``; every EC2 call
@@ -37,11 +37,8 @@ ASG_ATTRIBUTE = "nodegroup.resources.autoScalingGroups.0.name"
 
 
 def start_moto():
-    """moto's server on loopback with the project's extensions (``tests/support/moto_ext.py``)."""
-    tests = str(ROOT / "tests")
-    if tests not in sys.path:
-        sys.path.append(tests)
-    from support import moto_ext
+    """moto's server on loopback with the project's extensions (``moto_ext.py``)."""
+    from . import moto_ext
 
     server, endpoint = moto_ext.serve()
     return server, endpoint, moto_ext

@@ -86,6 +86,8 @@ def _write(path: Path, content: str | bytes, mode: int) -> None:
 
 
 _IGNORED = ("__pycache__", "*.pyc", "*.tmp")  # bytecode and temporaries never ship: imports write them
+# node_runtime's own files that never go to a node: the local test/bench/demo harness (lab.py).
+NOT_SHIPPED = ("lab.py",)
 
 
 def _packages() -> dict[str, Path]:
@@ -95,10 +97,20 @@ def _packages() -> dict[str, Path]:
     return {"node_runtime": Path(__file__).resolve().parent, "pyroute2": Path(pyroute2.__file__).resolve().parent}
 
 
+def _skipped(name: str, source: Path, directory: Path, entry: str) -> bool:
+    """Whether ``entry`` of ``directory`` (inside package ``name`` at ``source``) stays out of a bundle."""
+    if any(fnmatch.fnmatch(entry, p) for p in _IGNORED):
+        return True
+    return name == "node_runtime" and directory == source and entry in NOT_SHIPPED
+
+
 def _copy_packages(into: Path) -> None:
-    """node_runtime and pyroute2 side by side in ``into`` (all the runtime needs on a node)."""
+    """node_runtime (but ``NOT_SHIPPED``) and pyroute2 side by side in ``into`` (all the runtime needs on a node)."""
     for name, source in _packages().items():
-        shutil.copytree(source, into / name, ignore=shutil.ignore_patterns(*_IGNORED))
+        def ignore(directory: str, entries: list[str], name: str = name, source: Path = source) -> set[str]:
+            return {e for e in entries if _skipped(name, source, Path(directory), e)}
+
+        shutil.copytree(source, into / name, ignore=ignore)
 
 
 def bundle_fingerprint() -> str:
@@ -108,11 +120,12 @@ def bundle_fingerprint() -> str:
     digest = hashlib.sha256()
     for name, source in sorted(_packages().items()):
         for root, dirs, files in os.walk(source, followlinks=True):  # as copytree copies them
-            dirs[:] = sorted(d for d in dirs if not any(fnmatch.fnmatch(d, p) for p in _IGNORED))
+            here = Path(root)
+            dirs[:] = sorted(d for d in dirs if not _skipped(name, source, here, d))
             for f in sorted(files):
-                if any(fnmatch.fnmatch(f, p) for p in _IGNORED):
+                if _skipped(name, source, here, f):
                     continue
-                path = Path(root, f)
+                path = here / f
                 rel = f"{name}/{path.relative_to(source).as_posix()}"
                 digest.update(f"{rel}\0{path.stat().st_mode & 0o111:o}\0".encode())
                 digest.update(hashlib.sha256(path.read_bytes()).digest())

@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from support.paths import NODE_DIR, ROOT, tool_env
 
+# The network-namespace harness's fixtures (lab, namespaces, underlay, cni_bin, daemon...) for every folder.
+pytest_plugins = ["support.netns"]
+
 os.environ.setdefault("JSII_NODE", str(NODE_DIR / "node"))
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 

@@ -7,7 +7,8 @@ from types import ModuleType
 import botocore.awsrequest
 import pytest
 from multus_eni_world import REGION, Node, build_node, load_lambda_module, make_client
-from support import moto_ext
+
+from demo import moto_ext
 
 
 def _refusal(model, **_):

@@ -17,8 +17,9 @@ from pathlib import Path
 from types import ModuleType
 
 import boto3
-from support import moto_ext
 from support.paths import ROOT
+
+from demo import moto_ext
 
 REGION = "eu-central-1"
 LAMBDA_DIR = ROOT / "lambda"

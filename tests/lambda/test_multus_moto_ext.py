@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 from multus_eni_world import REGION
-from support import moto_ext
+
+from demo import moto_ext
 
 
 def _complete(node, token, result="CONTINUE", hook=None):

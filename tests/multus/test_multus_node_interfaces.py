@@ -13,20 +13,18 @@ from pathlib import Path
 import pytest
 from eksnet.multus.node import MultusInterfaces, RpFilter
 
+from node_runtime.lab import ip
+
 MAC1, MAC2 = "0a:00:5e:00:00:01", "0a:00:5e:00:00:02"  # as the node fixture (conftest.py) sets them
 REPO = Path(__file__).resolve().parents[2]
 
 
-def sh(*args: str) -> str:
-    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
-
-
 def link(node, name: str) -> dict:
-    return json.loads(sh("ip", "-n", node["ns"], "-j", "link", "show", "dev", name))[0]
+    return json.loads(ip("-n", node["ns"], "-j", "link", "show", "dev", name))[0]
 
 
 def rp_filter(node, name: str) -> str:
-    return sh("ip", "netns", "exec", node["ns"], "cat", f"/proc/sys/net/ipv4/conf/{name}/rp_filter").strip()
+    return ip("netns", "exec", node["ns"], "cat", f"/proc/sys/net/ipv4/conf/{name}/rp_filter").strip()
 
 
 def test_enis_are_renamed_by_device_index_and_brought_up(node, run_interfaces):
@@ -84,8 +82,8 @@ def test_a_missing_eni_fails_after_the_wait_but_the_others_are_configured(node, 
 
 def test_an_eni_attached_during_the_wait_is_picked_up(node):
     # The lifecycle-hook Lambda attaches ENIs while the node boots: the setup must wait for them.
-    sh("ip", "-n", node["ns"], "link", "set", "eth2", "name", "hidden2")
-    sh("ip", "-n", node["ns"], "link", "set", "hidden2", "address", "0a:00:5e:00:00:99")
+    ip("-n", node["ns"], "link", "set", "eth2", "name", "hidden2")
+    ip("-n", node["ns"], "link", "set", "hidden2", "address", "0a:00:5e:00:00:99")
     config = node["root"] / "etc/eksnet/multus.json"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(json.dumps(MultusInterfaces(device_indexes=(2,), wait_seconds=20).node_config()))
@@ -93,7 +91,7 @@ def test_an_eni_attached_during_the_wait_is_picked_up(node):
     proc = subprocess.Popen(["ip", "netns", "exec", node["ns"], sys.executable, "-m", "node_runtime.node.setup"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     time.sleep(1.5)
-    sh("ip", "-n", node["ns"], "link", "set", "hidden2", "address", MAC2)  # "attached" now
+    ip("-n", node["ns"], "link", "set", "hidden2", "address", MAC2)  # "attached" now
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert link(node, "multus2")["address"] == MAC2

@@ -28,31 +28,18 @@ def ready(node, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def daemon(node, tmp_path):
-    """eksnet-ipamd in the node namespace, reading the pools the setup wrote, on the socket the config names."""
-    procs = []
-
+def daemon(node, tmp_path, lab):
+    """Starts eksnet-ipamd in the node namespace, reading the pools the setup wrote, on the socket the config
+    names; the lab stops it after the test."""
     def start():
         sock = node["root"] / "run/eksnet/ipamd.sock"
         sock.parent.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", node["ns"], sys.executable, "-m", "node_runtime.ipamd", "serve",
-             "--config", str(node["root"] / "etc/eksnet/ipamd.json"), "--socket", str(sock),
-             "--state-dir", str(tmp_path / "state"), "--reconcile-interval", "0"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
-        procs.append(proc)
-        for _ in range(200):
-            if sock.exists():
-                return proc
-            if proc.poll() is not None:
-                pytest.fail("eksnet-ipamd exited: " + proc.stdout.read())
-            time.sleep(0.05)
-        pytest.fail("eksnet-ipamd did not create its socket")
+        d = lab.daemon(tmp_path / "ipamd", command=[sys.executable, "-m", "node_runtime.ipamd"], netns=node["ns"],
+                       socket=sock, cooldown=None, extra=("--config", str(node["root"] / "etc/eksnet/ipamd.json")))
+        d.start()
+        return d
 
-    yield start
-    for proc in procs:
-        proc.terminate()
-        proc.wait(timeout=10)
+    return start
 
 
 def test_passes_when_enis_are_configured_and_the_daemon_serves(node, daemon):

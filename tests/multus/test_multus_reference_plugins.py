@@ -5,11 +5,7 @@ network name), in network namespaces this module creates and removes."""
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
-import subprocess
-import uuid
-from pathlib import Path
 
 import pytest
 from eksnet.multus import (
@@ -25,42 +21,31 @@ from eksnet.multus import (
     StaticIpam,
 )
 
-CNI_PATH = Path("/usr/lib/cni")
+from node_runtime.lab import CNI, REFERENCE, Lab, ip, unique_prefix
+
 pytestmark = [pytest.mark.netns]
-
-
-def sh(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
 def namespaces(tmp_path_factory):
-    """A "node" namespace holding veth links to enslave, and a "pod" namespace; both deleted afterwards."""
-    if os.geteuid() != 0 or not CNI_PATH.is_dir():
+    """A "node" namespace holding veth links to enslave, and a "pod" namespace; both removed afterwards."""
+    if os.geteuid() != 0 or not REFERENCE.is_dir():
         pytest.fail("these tests need root and the reference CNI plugins in /usr/lib/cni (see TESTING.md)")
-    tag = uuid.uuid4().hex[:6]
-    node, pod = f"emtn{tag}", f"emtp{tag}"
-    sh("ip", "netns", "add", node)
-    sh("ip", "netns", "add", pod)
-    try:
+    with Lab(unique_prefix("ek")) as lab:
+        node, pod = lab.namespaces.add("node"), lab.namespaces.add("pod")
         for a, b in (("multus1", "peer1"), ("multus2", "peer2")):
-            sh("ip", "-n", node, "link", "add", a, "type", "veth", "peer", "name", b)
-            sh("ip", "-n", node, "link", "set", a, "up")
-        yield {"node": node, "pod": pod, "data": tmp_path_factory.mktemp("cni")}
-    finally:
-        subprocess.run(["ip", "netns", "del", pod], capture_output=True)
-        subprocess.run(["ip", "netns", "del", node], capture_output=True)
+            lab.veth(a, b, netns=node)
+            lab.namespaces.run(node, "ip", "link", "set", a, "up")
+        yield {"cni": CNI(REFERENCE, netns=node), "pod": pod, "data": tmp_path_factory.mktemp("cni")}
 
 
 def run_cni(ns: dict, command: str, nad: NetworkAttachmentDefinition, ifname: str, container: str) -> tuple[int, dict]:
+    """The NAD's config through the reference plugin it names, run in the node namespace as Multus runs it."""
     config = {"name": nad.name, **nad.cni_config()}
     if config.get("ipam", {}).get("type") == "host-local":
         config["ipam"]["dataDir"] = str(ns["data"])
-    env = {"CNI_COMMAND": command, "CNI_CONTAINERID": container, "CNI_NETNS": f"/run/netns/{ns['pod']}",
-           "CNI_IFNAME": ifname, "CNI_PATH": str(CNI_PATH), "PATH": os.environ["PATH"]}
-    proc = subprocess.run(["ip", "netns", "exec", ns["node"], str(CNI_PATH / config["type"])],
-                          input=json.dumps(config), env=env, capture_output=True, text=True, timeout=30)
-    return proc.returncode, (json.loads(proc.stdout) if proc.stdout.strip() else {})
+    rc, out = ns["cni"](config["type"], command, config, container_id=container, netns=ns["pod"], ifname=ifname)
+    return rc, out or {}
 
 
 def test_macvlan_with_the_seeds_host_local_range(namespaces):
@@ -97,7 +82,7 @@ def test_host_device_moves_the_link_into_the_pod(namespaces):
     rc, result = run_cni(namespaces, "ADD", nad, "net3", "c-hostdev")
     try:
         assert rc == 0, result
-        links = subprocess.run(["ip", "-n", namespaces["pod"], "-o", "link"], capture_output=True, text=True).stdout
+        links = ip("-n", os.path.basename(namespaces["pod"]), "-o", "link")
         assert "net3" in links
     finally:
         assert run_cni(namespaces, "DEL", nad, "net3", "c-hostdev")[0] == 0

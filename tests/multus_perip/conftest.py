@@ -1,20 +1,14 @@
-"""Fixtures for per-IP mode: moto's server on 127.0.0.1 (with the per-IP extensions of
-tests/support/moto_ext.py) standing in for EC2, a fresh VPC per test with one Multus subnet, its
-explicit CIDR reservation and two ENIs (two "nodes" sharing the range), and the environment the
-node runtime reads (credentials, region, ``AWS_ENDPOINT_URL_EC2``)."""
+"""Fixtures for per-IP mode: moto's server on 127.0.0.1 (with the per-IP extensions of demo/moto_ext.py)
+standing in for EC2, a fresh VPC per test with one Multus subnet, its explicit CIDR reservation and two ENIs
+(two "nodes" sharing the range: demo/perip_subnet.py), and the environment the node runtime reads (credentials,
+region, ``AWS_ENDPOINT_URL_EC2``)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-from support import moto_ext
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node_runtime"))
-
-from perip_world import REGION, build_world  # noqa: E402
+from demo import moto_ext
+from demo.perip_subnet import REGION, build_world
 
 
 @pytest.fixture(scope="session")

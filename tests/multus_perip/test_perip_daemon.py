@@ -6,17 +6,15 @@ veth underlay that stands for the node's Multus ENI."""
 from __future__ import annotations
 
 import concurrent.futures
-import itertools
 import json
-import os
 import time
 from pathlib import Path
 
 import pytest
-from nrt_support import CNI, Daemon, Namespaces, Underlay, addresses, install_bin
+
+from node_runtime.lab import CNI, Lab, addresses, install_bin
 
 pytestmark = [pytest.mark.netns, pytest.mark.usefixtures("aws_env")]
-_ids = itertools.count()
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +25,12 @@ def cni_bin(tmp_path_factory) -> Path:
 class Node:
     """One node: its daemon (per-IP pool on its own ENI) and its Multus interface stand-in."""
 
-    def __init__(self, base: Path, cni_bin: Path, name: str, pool: dict) -> None:
+    def __init__(self, lab: Lab, base: Path, cni_bin: Path, pool: dict) -> None:
         base.mkdir(parents=True, exist_ok=True)
         config = base / "ipamd.json"
         config.write_text(json.dumps({"pools": {"multus1-perip": pool}}))
-        self.daemon = Daemon(base / "ipamd", cni_bin, extra=("--config", str(config)))
-        self.underlay = Underlay(f"ek{os.getpid() % 10000}{name}{next(_ids)}")
+        self.daemon = lab.daemon(base / "ipamd", cni_bin, extra=("--config", str(config)))
+        self.underlay = lab.underlay()
         self.cni = CNI(cni_bin, self.daemon.env())
         self.eni = pool["eniId"]
 
@@ -47,31 +45,22 @@ class Node:
     def delete(self, netns: str, container: str) -> None:
         self.cni.ok("eksnet-macvlan", "DEL", self.nad(), container_id=container, netns=netns, ifname="net1")
 
-    def stop(self) -> None:
-        self.daemon.stop()
-        self.underlay.cleanup()
-
 
 @pytest.fixture
-def nodes(tmp_path, cni_bin, world):
-    made = []
-
+def nodes(tmp_path, cni_bin, world, lab):
+    """Makes nodes; the lab stops their daemons and removes their underlays after the test."""
     def make(name: str, eni: str, **pool_kw) -> Node:
-        node = Node(tmp_path / name, cni_bin, name, world.pool(eni, **pool_kw))
-        made.append(node)
+        node = Node(lab, tmp_path / name, cni_bin, world.pool(eni, **pool_kw))
         node.daemon.start()
         return node
 
-    yield make
-    for node in made:
-        node.stop()
+    return make
 
 
 @pytest.fixture
-def pods():
-    ns = Namespaces(f"eksnt{os.getpid()}-pip{next(_ids)}")
-    yield ns
-    ns.cleanup()
+def pods(namespaces):
+    """The pods' network namespaces."""
+    return namespaces
 
 
 def eventually(check, within: float = 10.0) -> bool:

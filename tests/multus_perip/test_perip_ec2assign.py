@@ -4,8 +4,8 @@ arbiter of a range every node shares, so an address another ENI holds is refused
 from __future__ import annotations
 
 import pytest
-from support import moto_ext
 
+from demo import moto_ext
 from node_runtime.ec2assign import Ec2Assigner, Ec2Error, HeldElsewhere, endpoint_url
 
 pytestmark = pytest.mark.usefixtures("aws_env")

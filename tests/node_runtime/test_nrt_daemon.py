@@ -13,7 +13,9 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from nrt_support import CNI, VERSIONS, Daemon, addresses, ipamd
+from cni_strategies import VERSIONS
+
+from node_runtime.lab import CNI, Daemon, addresses, ipamd
 
 
 def conf(version: str = "1.1.0", name: str = "net", ranges=None, **extra) -> dict:
@@ -241,9 +243,9 @@ def test_a_request_that_is_not_the_wire_format_gets_an_error(socket_daemon):
 def test_fuzzed_requests_to_the_daemon_always_get_a_valid_cni_answer(socket_daemon):
     """Hypothesis drives the daemon directly over its socket (no process start per example)."""
     daemon = socket_daemon
+    from cni_strategies import envs, stdins
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
-    from nrt_support import envs, stdins
 
     from node_runtime.cni.protocol import call
     from node_runtime.cni.types import OUR_CODES, SPEC_CODES

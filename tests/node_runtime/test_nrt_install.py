@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from nrt_support import CNI, forwarder_of, ipamd
 
 from node_runtime.cni.skeleton import parse_request
 from node_runtime.install import CONFLIST, DATA, PLUGIN_TYPES, install, main
+from node_runtime.lab import CNI, forwarder_of, ipamd
 from node_runtime.native.build import read_elf
 
 PACKAGE = Path(__file__).resolve().parents[2] / "node_runtime"
@@ -130,6 +130,16 @@ def test_reinstalling_replaces_the_runtime_in_place(tmp_path):
     install(str(tmp_path), compile_=False, daemon_dir=str(tmp_path))
     assert not (tmp_path / "eksnet-runtime" / "stale.txt").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_the_lab_harness_never_ships_to_a_node(tmp_path):
+    """node_runtime/lab.py is the tests', benchmarks' and demo's harness: neither the asset bundle nor an
+    installed runtime carries it."""
+    assert (PACKAGE / "lab.py").exists()
+    assert main(["--bundle", str(tmp_path / "asset")]) == 0
+    install(str(tmp_path / "bin"), compile_=False, daemon_dir=str(tmp_path / "sbin"))
+    for runtime in (tmp_path / "asset" / "node_runtime", tmp_path / "bin" / "eksnet-runtime" / "node_runtime"):
+        assert (runtime / "install.py").exists() and not (runtime / "lab.py").exists()
 
 
 def test_a_bundle_installs_on_a_node_that_has_only_python3(tmp_path):

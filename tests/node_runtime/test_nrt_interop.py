@@ -5,7 +5,8 @@ pods ping each other over IPv4 and IPv6 (only inside namespaces made by the test
 from __future__ import annotations
 
 import pytest
-from nrt_support import CNI, addresses
+
+from node_runtime.lab import CNI, addresses
 
 V4 = "10.77.0.0/24"
 V6 = "fd77:0:0:1::/80"

@@ -15,11 +15,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from nrt_support import CNI, REFERENCE, Daemon, addresses, ipamd, sh
 
 from node_runtime.cni.protocol import call
 from node_runtime.install import install
 from node_runtime.ipamd.notify import notify
+from node_runtime.lab import CNI, REFERENCE, Daemon, addresses, ipamd, sh
 
 
 class LiveDaemon(Daemon):
@@ -31,31 +31,12 @@ class LiveDaemon(Daemon):
         base.mkdir(parents=True, exist_ok=True)
         self.write_config(pools or {})
         super().__init__(base, bin_dir, cooldown=cooldown,
-                         extra=("--config", str(self.config_file), "--reconcile-grace", "0"))
-        self.extra_env = env or {}
+                         extra=("--config", str(self.config_file), "--reconcile-grace", "0"), environ=env)
 
     def write_config(self, pools: dict) -> None:
         tmp = self.config_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"pools": pools}))
         os.replace(tmp, self.config_file)
-
-    def start(self, wait: bool = True) -> None:
-        log = open(self.base / "ipamd.log", "ab")
-        self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=log, start_new_session=True,
-                                     env=dict(os.environ, **self.extra_env))
-        log.close()
-        deadline = time.time() + 20
-        while wait and time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"eksnet-ipamd exited: {self.log()[-2000:]}")
-            if os.path.exists(self.socket) and self.ctl("status")[0] == 0:
-                return
-            time.sleep(0.02)
-        if wait:
-            raise RuntimeError("eksnet-ipamd did not start")
-
-    def log(self) -> str:
-        return (self.base / "ipamd.log").read_text(errors="replace")
 
     def reload(self) -> None:
         reloads = self.status()["reloads"]
@@ -64,10 +45,6 @@ class LiveDaemon(Daemon):
         while self.status()["reloads"] == reloads:
             assert time.time() < deadline, "SIGHUP was not handled"
             time.sleep(0.02)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(ipamd(self.bin_dir)), *args, "--socket", self.socket],

@@ -7,9 +7,10 @@ import subprocess
 import time
 
 import pytest
-from nrt_support import CNI, VERSIONS, addresses, sh
+from cni_strategies import VERSIONS
 
 from node_runtime import netlink
+from node_runtime.lab import CNI, addresses, sh
 
 
 def conf(master: str, version: str = "1.1.0", plugin: str = "eksnet-macvlan", **extra) -> dict:

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nrt_support import CNI, install_bin, ipamd
 
 from node_runtime.cni import protocol
 from node_runtime.cni.protocol import Code
@@ -32,6 +31,7 @@ from node_runtime.install import (
     unit_text,
     with_settings,
 )
+from node_runtime.lab import CNI, install_bin, ipamd
 from node_runtime.native.build import ARCHES, BUILD, HEADER, SOURCE, binary_path, read_elf
 
 

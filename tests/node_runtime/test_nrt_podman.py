@@ -10,7 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from nrt_support import FORWARDERS, Daemon, install_bin
+from support.netns import FORWARDERS
+
+from node_runtime.lab import Daemon, install_bin
 
 NETWORK = "eksnt-podnet"
 

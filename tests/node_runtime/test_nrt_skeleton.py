@@ -7,9 +7,9 @@ import asyncio
 import json
 
 import pytest
+from cni_strategies import envs, stdins
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nrt_support import envs, stdins
 
 from node_runtime.cni.skeleton import Host, Plugin, parse_args, run
 from node_runtime.cni.types import OUR_CODES, SPEC_CODES, normalize_result, result_for_version

@@ -164,8 +164,9 @@ class MultusInterfaces:
 
 def _staged_runtime(asset_outdir: Path, fingerprint: str) -> Path:
     """The bundle (``node_runtime`` + ``pyroute2``, made by the installer's own ``bundle``, which leaves
-    ``__pycache__`` and ``*.pyc`` out) where aws-cdk-lib stages an asset of this fingerprint: written once, on
-    the first synth into this cloud assembly, and then found there, neither copied nor hashed again."""
+    ``__pycache__``, ``*.pyc`` and ``node_runtime/lab.py`` (the local test harness: ``install.NOT_SHIPPED``) out)
+    where aws-cdk-lib stages an asset of this fingerprint: written once, on the first synth into this cloud
+    assembly, and then found there, neither copied nor hashed again."""
     from node_runtime.install import bundle
 
     target = asset_outdir / f"asset.{hashlib.sha256(fingerprint.encode()).hexdigest()}"

@@ -1,5 +1,8 @@
 """The one place where moto 5.2.5 is extended with what our code needs and moto lacks.
 
+It belongs to the demo (the project's AWS stand-in on one machine) and serves the tests and the benchmarks too:
+they import ``demo.moto_ext``, so neither ``bench/`` nor ``demo/`` imports ``tests/``.
+
 moto's backends are plain Python objects living in the same process as
 ``ThreadedMotoServer``, so each extension adds or wraps one response method with
 AWS's documented semantics and leaves every other call on moto as it is. Call

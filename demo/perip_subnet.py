@@ -1,6 +1,8 @@
-"""One Multus subnet in moto as a per-IP test needs it: a dual-stack VPC, the subnet with an
-explicit CIDR reservation for the per-IP range (IPv4 and IPv6), and two ENIs, one per "node",
-tagged as the Multus Lambda tags them. Every test gets its own VPC, so tests never share ranges."""
+"""One Multus subnet in moto as per-IP mode needs it, for the per-IP tests (tests/multus_perip/) and
+``bench_perip``: a dual-stack VPC, the subnet with an explicit CIDR reservation for the per-IP range (IPv4 and
+IPv6), and two ENIs, one per "node", tagged as the Multus Lambda tags them. Every call makes its own VPC, so
+tests never share ranges. (The demo's own world, ``world.py``, is built from the synthesized template instead;
+this smaller one sits beside it with the rest of the AWS stand-in, ``moto_ext.py``.)"""
 
 from __future__ import annotations
 
