@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import fnmatch
+import hashlib
 import os
 import shutil
 import sys
@@ -83,23 +85,51 @@ def _write(path: Path, content: str | bytes, mode: int) -> None:
     os.replace(tmp, path)
 
 
+_IGNORED = ("__pycache__", "*.pyc", "*.tmp")  # bytecode and temporaries never ship: imports write them
 # node_runtime's own files that never go to a node: the local test/bench/demo harness (lab.py).
 NOT_SHIPPED = ("lab.py",)
 
 
-def _copy_packages(into: Path) -> None:
-    """node_runtime (but ``NOT_SHIPPED``) and pyroute2 side by side in ``into`` (all the runtime needs on a node)."""
+def _packages() -> dict[str, Path]:
+    """What a node needs, by its name in a bundle: node_runtime and pyroute2 (the node's Python has none)."""
     import pyroute2
 
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.tmp")
-    package = Path(__file__).resolve().parent
+    return {"node_runtime": Path(__file__).resolve().parent, "pyroute2": Path(pyroute2.__file__).resolve().parent}
 
-    def runtime_ignore(directory: str, names: list[str]) -> set[str]:
-        top = Path(directory) == package
-        return set(ignore(directory, names)) | ({n for n in names if n in NOT_SHIPPED} if top else set())
 
-    shutil.copytree(package, into / "node_runtime", ignore=runtime_ignore)
-    shutil.copytree(Path(pyroute2.__file__).resolve().parent, into / "pyroute2", ignore=ignore)
+def _skipped(name: str, source: Path, directory: Path, entry: str) -> bool:
+    """Whether ``entry`` of ``directory`` (inside package ``name`` at ``source``) stays out of a bundle."""
+    if any(fnmatch.fnmatch(entry, p) for p in _IGNORED):
+        return True
+    return name == "node_runtime" and directory == source and entry in NOT_SHIPPED
+
+
+def _copy_packages(into: Path) -> None:
+    """node_runtime (but ``NOT_SHIPPED``) and pyroute2 side by side in ``into`` (all the runtime needs on a node)."""
+    for name, source in _packages().items():
+        def ignore(directory: str, entries: list[str], name: str = name, source: Path = source) -> set[str]:
+            return {e for e in entries if _skipped(name, source, Path(directory), e)}
+
+        shutil.copytree(source, into / name, ignore=ignore)
+
+
+def bundle_fingerprint() -> str:
+    """SHA-256 of what ``bundle`` writes (paths, modes and contents of the same files), computed from the
+    sources without copying them: a synth names the node runtime asset by it and stages the bundle only
+    when the cloud assembly does not already hold it."""
+    digest = hashlib.sha256()
+    for name, source in sorted(_packages().items()):
+        for root, dirs, files in os.walk(source, followlinks=True):  # as copytree copies them
+            here = Path(root)
+            dirs[:] = sorted(d for d in dirs if not _skipped(name, source, here, d))
+            for f in sorted(files):
+                if _skipped(name, source, here, f):
+                    continue
+                path = here / f
+                rel = f"{name}/{path.relative_to(source).as_posix()}"
+                digest.update(f"{rel}\0{path.stat().st_mode & 0o111:o}\0".encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def bundle(dest: str) -> Path:

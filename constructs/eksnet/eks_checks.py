@@ -131,8 +131,9 @@ class PlacementCheck:
 
     def validate(self) -> list[str]:
         root = self._cluster.node.root
+        constructs = root.node.find_all()  # one jsii call; the loops below only touch what they need
         subnets: dict[str, ec2.CfnSubnet] = {}
-        for c in root.node.find_all():
+        for c in constructs:
             if isinstance(c, ec2.CfnSubnet):
                 subnets[c.ref] = c
         name = self._cluster.cluster_name
@@ -151,7 +152,7 @@ class PlacementCheck:
             if len(ids) == len([i for i in ids if i in subnets]) and ids and len(zones) < 2:
                 errors.append(f"{self._cluster.node.path}: the control plane's subnets are all in {sorted(zones)}; "
                               "EKS needs subnets in at least two availability zones")
-        for c in root.node.find_all():
+        for c in constructs:
             if isinstance(c, eks.CfnNodegroup) and c.cluster_name == name:
                 placements.append((f"{c.node.path} (managed node group)", list(c.subnets or [])))
             elif isinstance(c, eks.CfnFargateProfile) and c.cluster_name == name:

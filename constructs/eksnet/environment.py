@@ -13,7 +13,8 @@ import aws_cdk as cdk
 
 from constructs import Construct
 from eksnet import typecheck
-from eksnet.function_logs import FunctionLogs
+from eksnet.function_logs import function_logs
+from eksnet.stack_pass import StackPass
 
 # How DeployEnv's messages name its fields (an app that reads the values from elsewhere adds where).
 ACCOUNT_KEY = "DeployEnv.account"
@@ -89,7 +90,7 @@ class EksnetStack(cdk.Stack):
     def __init__(self, scope: Construct, id: str, *, deploy_env: DeployEnv, **kwargs) -> None:
         super().__init__(scope, id, env=deploy_env.cdk_env, **kwargs)
         self.deploy_env = deploy_env
-        cdk.Aspects.of(self).add(FunctionLogs())  # every function, aws-cdk-lib's included, logs with a retention
+        StackPass.of(self).add(function_logs())  # every function, aws-cdk-lib's included, logs with a retention
 
     @property
     def availability_zones(self) -> list[str]:

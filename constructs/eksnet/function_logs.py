@@ -5,7 +5,7 @@ Our own functions get their log group and its write grant where they are made
 custom resources (``ec2.Vpc``'s default security group restriction, the EKS kubectl
 provider, ``CfnJson``'s utilities, ``AwsCustomResource``). Left alone, Lambda creates
 ``/aws/lambda/<name>`` on first write with no retention: logs kept forever, and a
-group CloudFormation does not own. This aspect gives each function that has no log
+group CloudFormation does not own. This fix (run once per stack by ``eksnet.stack_pass``) gives each function that has no log
 group of its own a ``LogGroup`` beside it (retention, removed with the stack) and
 points the function's ``LoggingConfig.LogGroup`` at it, so the function depends on the
 group and never writes before it exists. Those providers' roles carry
@@ -15,33 +15,47 @@ every function's role can write to its group.
 
 from __future__ import annotations
 
-import jsii
-from aws_cdk import CfnResource, IAspect, RemovalPolicy
+from collections.abc import Sequence
+
+from aws_cdk import CfnResource, RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 
 from constructs import IConstruct
 
 DEFAULT_RETENTION = logs.RetentionDays.ONE_MONTH
+_FUNCTION = "AWS::Lambda::Function"
 
 
-@jsii.implements(IAspect)
-class FunctionLogs:
-    """Aspect: a log group with ``retention`` for each ``AWS::Lambda::Function`` that has none."""
+def _is_function(c: IConstruct) -> bool:
+    if isinstance(c, lambda_.CfnFunction):
+        return True
+    # aws-cdk-lib's other L1 classes each stand for one other resource type; only a plain CfnResource (as
+    # CustomResourceProvider makes its handler) or a user's own subclass can be a function under another class.
+    if not isinstance(c, CfnResource) or (type(c) is not CfnResource and type(c).__module__.startswith("aws_cdk")):
+        return False
+    return c.cfn_resource_type == _FUNCTION
 
-    def __init__(self, retention: logs.RetentionDays = DEFAULT_RETENTION) -> None:
-        self.retention = retention
 
-    def visit(self, node: IConstruct) -> None:
-        if not isinstance(node, CfnResource) or node.cfn_resource_type != "AWS::Lambda::Function":
+def function_logs(retention: logs.RetentionDays = DEFAULT_RETENTION):
+    """A ``StackPass`` fix: a log group with ``retention`` for each ``AWS::Lambda::Function`` that has none."""
+
+    def fix(constructs: Sequence[IConstruct]) -> None:
+        for node in constructs:
+            if _is_function(node):
+                _give_log_group(node, retention)
+
+    return fix
+
+
+def _give_log_group(node: CfnResource, retention: logs.RetentionDays) -> None:
+    if isinstance(node, lambda_.CfnFunction):
+        config = node.logging_config
+        if config is not None and getattr(config, "log_group", None):
             return
-        if isinstance(node, lambda_.CfnFunction):
-            config = node.logging_config
-            if config is not None and getattr(config, "log_group", None):
-                return
-        scope = node.node.scope
-        group_id = f"{node.node.id}LogGroup"
-        if scope.node.try_find_child(group_id) is not None:
-            return
-        group = logs.LogGroup(scope, group_id, retention=self.retention, removal_policy=RemovalPolicy.DESTROY)
-        node.add_property_override("LoggingConfig.LogGroup", group.log_group_name)
+    scope = node.node.scope
+    group_id = f"{node.node.id}LogGroup"
+    if scope.node.try_find_child(group_id) is not None:
+        return
+    group = logs.LogGroup(scope, group_id, retention=retention, removal_policy=RemovalPolicy.DESTROY)
+    node.add_property_override("LoggingConfig.LogGroup", group.log_group_name)

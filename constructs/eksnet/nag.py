@@ -68,13 +68,15 @@ def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
     if not reason or len(reason.strip()) < _MIN_REASON:
         raise ValueError(f"suppression of {rule} on {construct.node.path} needs a specific reason")
     rule_id = _qualified(rule)
-    earlier = _acknowledged_on(construct).get(rule_id)
+    made = _acknowledged_on(construct)
+    earlier = made.get(rule_id)
     if earlier == reason:
         return
     if earlier is not None:
         raise ValueError(f"{rule_id} is already acknowledged on {construct.node.path} for another reason "
                          f"({earlier!r}): give one reason per rule and construct")
     cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))
+    made[rule_id] = reason
 
 
 def acknowledge_as(construct: IConstruct, group: str, name: str, *, findings: Sequence[str] | None = None) -> None:
@@ -153,11 +155,17 @@ def _qualified(rule: str) -> str:
 
 
 def _acknowledged_on(construct: IConstruct) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for entry in construct.node.metadata:
-        if entry.type == ACKNOWLEDGED_RULES and isinstance(entry.data, dict):
-            found.update(entry.data)
-    return found
+    """The acknowledgments ``acknowledge`` made on ``construct``: rule id -> reason.
+
+    Kept on the stack's Python object, keyed by construct path, rather than read back from the construct's
+    metadata: that costs a jsii round trip per metadata entry, hundreds per synth (every acknowledgment goes
+    through ``acknowledge``, so nothing is missed).
+    """
+    import aws_cdk as cdk
+
+    stack = cdk.Stack.of(construct)
+    made = stack.__dict__.setdefault("_eksnet_acknowledgments", {})
+    return made.setdefault(construct.node.path, {})
 
 
 # --- the view: every acknowledgment of a synthesized app, per stack -------------------------------------------------

@@ -25,6 +25,7 @@ Each subnet offers IPv4 addresses (its size less AWS's 5 and every reservation),
 from __future__ import annotations
 
 import enum
+import json
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -490,12 +491,33 @@ class _StackReader:
         found = re.findall(r"maxPods:\s*(\d+)", text or "")
         return int(found[-1]) if found else None
 
+    def _scaling_set_at_deploy(self, gid: str) -> dict[str, Any] | None:
+        """The sizes a deploy-time ``updateNodegroupConfig`` call (a ``Custom::AWS`` resource) gives node group
+        ``gid``, as ``ScalingConfig`` keys; None when nothing resizes it.
+
+        A Multus node group starts at size 0 in its template and gets its real size once the lifecycle hooks exist
+        (``MultusNetworking``): the plan shows the size the group runs at, not the template's 0.
+        """
+        for _, props in self.t.of_type("Custom::AWS"):
+            text = self.t.join_with_markers(props.get("Create"))
+            if not text or "{{ref:" + gid + "}}" not in text:
+                continue
+            try:
+                call = json.loads(re.sub(r"\{\{(ref|expr):[^}]*\}\}", "x", text))
+            except ValueError:
+                continue
+            sizes = (call.get("parameters") or {}).get("scalingConfig") if isinstance(call, dict) else None
+            if call.get("action") == "updateNodegroupConfig" and isinstance(sizes, dict):
+                return {"MinSize": sizes.get("minSize"), "DesiredSize": sizes.get("desiredSize"),
+                        "MaxSize": sizes.get("maxSize")}
+        return None
+
     def _node_group(self, cluster: Cluster, gid: str, gp: dict[str, Any], multus: list[dict[str, Any]],
                     subnets: dict[str, Subnet]) -> NodeGroup:
         t = self.t
         name = gp.get("NodegroupName") if isinstance(gp.get("NodegroupName"), str) else gid
         types = [x for x in gp.get("InstanceTypes") or ["t3.medium"] if isinstance(x, str)]  # EKS's default
-        scaling = gp.get("ScalingConfig") or {}
+        scaling = self._scaling_set_at_deploy(gid) or gp.get("ScalingConfig") or {}
         networks: list[tuple[dict[str, Any], tuple[str, int, dict[str, str]]]] = [
             (m, iface) for m in multus if f"{t.stack}/{gid}" in m["node_groups"] for iface in m["interfaces"]
         ]

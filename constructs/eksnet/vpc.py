@@ -35,6 +35,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct, IValidation
 from eksnet import nag, typecheck
 from eksnet.cidr_reservation import CidrReservationType, SubnetCidrReservation
+from eksnet.stack_pass import StackPass
 
 
 class PodIpv4Egress(enum.Enum):
@@ -189,20 +190,26 @@ class _Dns64RouteCheck:
         def key(value: object) -> str:
             return json.dumps(stack.resolve(value), sort_keys=True)
 
-        subnets, assocs, routes = [], {}, {}
-        for c in self._scope.node.find_all():
+        def is_true(value: object) -> bool:  # resolve only tokens: a plain value costs no jsii round trip
+            return value is True or (value is not None and not isinstance(value, bool) and stack.resolve(value) is True)
+
+        constructs = self._scope.node.find_all()
+        flagged = []  # (subnet, dns64, ipv6 native) of the subnets the rule is about; usually none
+        for c in constructs:
             if isinstance(c, ec2.CfnSubnet):
-                subnets.append(c)
-            elif isinstance(c, ec2.CfnSubnetRouteTableAssociation):
+                dns64, native = is_true(c.enable_dns64), is_true(c.ipv6_native)
+                if dns64 or native:
+                    flagged.append((c, dns64, native))
+        if not flagged:
+            return []
+        assocs, routes = {}, {}
+        for c in constructs:
+            if isinstance(c, ec2.CfnSubnetRouteTableAssociation):
                 assocs[key(c.subnet_id)] = key(c.route_table_id)
             elif isinstance(c, ec2.CfnRoute) and c.destination_ipv6_cidr_block == NAT64_PREFIX and c.nat_gateway_id:
                 routes.setdefault(key(c.route_table_id), c)
         errors = []
-        for s in subnets:
-            dns64 = stack.resolve(s.enable_dns64) is True
-            native = stack.resolve(s.ipv6_native) is True
-            if not (dns64 or native):
-                continue
+        for s, dns64, native in flagged:
             has_route = assocs.get(key(s.ref)) in routes
             if dns64 and not has_route:
                 errors.append(f"{s.node.path}: DNS64 is on but its route table has no {NAT64_PREFIX} route to a NAT "
@@ -213,29 +220,32 @@ class _Dns64RouteCheck:
         return errors
 
 
-@jsii.implements(cdk.IAspect)
-class _Ipv6EgressParity:
-    """Give every security group of the VPC that allows all IPv4 egress the same for IPv6.
+def _ipv6_egress_parity(vpc: ec2.Vpc):
+    """A ``StackPass`` fix: every security group of ``vpc`` that allows all IPv4 egress gets the same for IPv6.
 
     In a dual-stack VPC, an IPv4-only egress rule silently breaks IPv6 pods and nodes (their default
     route is IPv6). aws-cdk-lib's ``SecurityGroup`` defaults to IPv4-only egress, so groups made by
     other constructs in the same stack (clusters, endpoints, Lambda functions) are fixed here.
     """
 
-    def __init__(self, vpc: ec2.Vpc) -> None:
-        self._vpc = vpc
+    def fix(constructs: Sequence[IConstruct]) -> None:
+        groups = [c for c in constructs if isinstance(c, ec2.SecurityGroup)]
+        if not groups:
+            return
+        stack = cdk.Stack.of(vpc)
+        vpc_id = stack.resolve(vpc.vpc_id)
+        for node in groups:
+            if not node.allow_all_outbound or node.allow_all_ipv6_outbound:
+                continue
+            cfn = node.node.default_child
+            if not isinstance(cfn, ec2.CfnSecurityGroup) or stack.resolve(cfn.vpc_id) != vpc_id:
+                continue
+            if node.node.try_find_child("Ipv6AllEgress") is None:
+                # aws-cdk-lib refuses an all-traffic rule through add_egress_rule, so the rule is its own resource.
+                ec2.CfnSecurityGroupEgress(node, "Ipv6AllEgress", group_id=node.security_group_id, ip_protocol="-1",
+                                           cidr_ipv6="::/0", description="IPv6 egress like IPv4 (eksnet EksVpc)")
 
-    def visit(self, node: IConstruct) -> None:
-        if not isinstance(node, ec2.SecurityGroup) or not node.allow_all_outbound or node.allow_all_ipv6_outbound:
-            return
-        stack = cdk.Stack.of(node)
-        cfn = node.node.default_child
-        if not isinstance(cfn, ec2.CfnSecurityGroup) or stack.resolve(cfn.vpc_id) != stack.resolve(self._vpc.vpc_id):
-            return
-        if node.node.try_find_child("Ipv6AllEgress") is None:
-            # aws-cdk-lib refuses an all-traffic rule through add_egress_rule, so the rule is its own resource.
-            ec2.CfnSecurityGroupEgress(node, "Ipv6AllEgress", group_id=node.security_group_id, ip_protocol="-1",
-                                       cidr_ipv6="::/0", description="IPv6 egress like IPv4 (eksnet EksVpc)")
+    return fix
 
 
 class EksVpc(Construct):
@@ -261,7 +271,7 @@ class EksVpc(Construct):
     - ``flow_log_retention`` [``RetentionDays.ONE_MONTH``]: how long that group keeps them; None keeps the
       aws-cdk-lib default (two years).
     - ``ipv6_egress_parity`` [True]: every ``ec2.SecurityGroup`` of this VPC in the same stack that allows
-      all IPv4 egress also gets all IPv6 egress (an aspect; see ``_Ipv6EgressParity``).
+      all IPv4 egress also gets all IPv6 egress (see ``_ipv6_egress_parity``).
 
     Attributes: ``vpc`` (the ``ec2.Vpc``), ``pod_ipv4_egress``, ``dns64``, ``public_subnets``,
     ``private_subnets``, ``nat_gateway_ids`` (zone -> NAT gateway id), ``egress_only_internet_gateway_id``,
@@ -411,7 +421,7 @@ class EksVpc(Construct):
         # could change would silence it. cfn-lint, the gate, exempts CDK templates from W3010 for the same reason.
         nag.acknowledge_as(self, "EksVpc", "named-zones")
         if ipv6_egress_parity:
-            cdk.Aspects.of(stack).add(_Ipv6EgressParity(self.vpc))
+            StackPass.of(stack).add(_ipv6_egress_parity(self.vpc))
         self.node.add_validation(_Dns64RouteCheck(self))
 
     @property

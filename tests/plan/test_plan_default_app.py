@@ -169,6 +169,20 @@ def test_the_multus_node_group_has_one_multus_eni_per_multus_subnet_of_its_zone(
     assert group.enis_per_instance == group.vpc_cni_enis_at_max_pods + 1
 
 
+def test_the_multus_node_group_shows_the_size_it_gets_once_its_hooks_exist(plan, templates):
+    # Its template starts it at 0 nodes; a deploy-time updateNodegroupConfig call gives it the app's sizes.
+    _, _, group = groups_of(plan)["multusmng"]
+    template = templates["EksnetMultus"]
+    assert template["Resources"][group.id]["Properties"]["ScalingConfig"]["DesiredSize"] == 0
+    [text] = ["".join(p if isinstance(p, str) else "?" for p in r["Create"]["Fn::Join"][1])
+              for r in resources(template, "Custom::AWS").values()
+              if "updateNodegroupConfig" in json.dumps(r.get("Create"))]
+    sizes = json.loads(re.search(r'"scalingConfig":(\{[^}]*\})', text).group(1))
+    assert (group.min_size, group.desired_size, group.max_size) == (
+        sizes["minSize"], sizes["desiredSize"], sizes["maxSize"])
+    assert group.desired_size > 0
+
+
 def test_pods_per_node_on_a_multus_network_are_what_the_node_runtime_hands_out(plan):
     _, _, group = groups_of(plan)["multusmng"]
     [net] = group.multus

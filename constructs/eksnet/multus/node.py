@@ -21,7 +21,9 @@ Every step that needs AWS or a package manager (``aws s3 cp``, ``dnf``) is a lin
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
+import os
 import re
 import shlex
 import shutil
@@ -30,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
@@ -46,7 +49,6 @@ IPAMD_UNIT = "eksnet-ipamd.service"
 IPAMD_CONFIG = "/etc/eksnet/ipamd.json"
 CNI_BIN_DIR = "/opt/cni/bin"
 RUNTIME_SRC_DIR = "/opt/eksnet/src"
-ASSET_EXCLUDE = ["**/__pycache__", "**/__pycache__/**", "**/*.pyc", "**/*.pyo"]
 
 
 
@@ -160,26 +162,45 @@ class MultusInterfaces:
                 "ipamPools": self.ipam_pools, "ipamdConfig": IPAMD_CONFIG, "ipamdUnit": IPAMD_UNIT}
 
 
-def _staged_runtime() -> Path:
-    """A directory holding ``node_runtime`` and ``pyroute2`` (the node's Python has no pyroute2), made by
-    the installer's own ``bundle``, which leaves ``__pycache__`` and ``*.pyc`` out so the asset hash
-    depends on the sources only, and ``node_runtime/lab.py`` (the local test harness: ``install.NOT_SHIPPED``)."""
+def _staged_runtime(asset_outdir: Path, fingerprint: str) -> Path:
+    """The bundle (``node_runtime`` + ``pyroute2``, made by the installer's own ``bundle``, which leaves
+    ``__pycache__``, ``*.pyc`` and ``node_runtime/lab.py`` (the local test harness: ``install.NOT_SHIPPED``) out)
+    where aws-cdk-lib stages an asset of this fingerprint: written once, on the first synth into this cloud
+    assembly, and then found there, neither copied nor hashed again."""
     from node_runtime.install import bundle
 
-    return bundle(tempfile.mkdtemp(prefix="eksnet-node-runtime-"))
+    target = asset_outdir / f"asset.{hashlib.sha256(fingerprint.encode()).hexdigest()}"
+    if target.is_dir():
+        return target
+    asset_outdir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".eksnet-node-runtime-", dir=asset_outdir))
+    try:
+        staged = bundle(str(work / "bundle"))
+        try:
+            os.rename(staged, target)  # atomic: a concurrent synth into the same assembly finds all or nothing
+        except OSError:
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
 
 
 class NodeRuntimeAsset(Construct):
-    """``node_runtime`` plus pyroute2 as one S3 asset (a zip). Attribute: ``asset``."""
+    """``node_runtime`` plus pyroute2 as one S3 asset (a zip). Attribute: ``asset``.
+
+    The asset is named by ``node_runtime.install.bundle_fingerprint`` (a hash of the sources), so aws-cdk-lib
+    neither fingerprints nor copies the bundle; the bundle is staged in the cloud assembly once.
+    """
 
     def __init__(self, scope: Construct, id: str) -> None:
         super().__init__(scope, id)
-        stage = _staged_runtime()
-        try:
-            self.asset = s3_assets.Asset(self, "Asset", path=str(stage), exclude=ASSET_EXCLUDE)
-        finally:
-            # The asset is fingerprinted and copied into the cloud assembly when made.
-            shutil.rmtree(stage, ignore_errors=True)
+        from node_runtime.install import bundle_fingerprint
+
+        fingerprint = bundle_fingerprint()
+        stage = _staged_runtime(Path(cdk.Stage.of(self).asset_outdir), fingerprint)
+        self.asset = s3_assets.Asset(self, "Asset", path=str(stage), asset_hash=fingerprint,
+                                     asset_hash_type=cdk.AssetHashType.CUSTOM)
 
 
 @dataclass(frozen=True)
