@@ -8,13 +8,12 @@ user overrides them with ``-c eksnet:account=... -c eksnet:region=...``.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 
 import aws_cdk as cdk
 
 from constructs import Construct
-from eksnet import typecheck
+from eksnet import typecheck, validate
 from eksnet.function_logs import FunctionLogs
 
 ACCOUNT_KEY = "eksnet:account"
@@ -40,10 +39,6 @@ REGION_ZONES: dict[str, tuple[str, ...]] = {
     "ap-northeast-1": ("ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"),
 }
 
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
-_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
-
-
 @dataclass(frozen=True)
 class DeployEnv:
     """An explicit deployment target; ``azs`` are full zone names such as ``eu-central-1a``.
@@ -59,10 +54,8 @@ class DeployEnv:
 
     def __post_init__(self) -> None:
         typecheck.check_fields(self)
-        if not _ACCOUNT_RE.match(self.account):
-            raise ValueError(f"{ACCOUNT_KEY} must be a 12-digit AWS account id, got {self.account!r}")
-        if not _REGION_RE.match(self.region):
-            raise ValueError(f"{REGION_KEY} must be a region name such as eu-central-1, got {self.region!r}")
+        validate.account_id(self.account, "DeployEnv.account")
+        validate.region(self.region, "DeployEnv.region")
         azs = self.azs or REGION_ZONES.get(self.region)
         if not azs:
             raise ValueError(

@@ -107,7 +107,7 @@ def port_name(value: object, what: str = "named port", error: Error = ValueError
 
 # --- AWS ----------------------------------------------------------------------------------------------------------
 
-_EKS_CLUSTER_NAME = re.compile(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}")
+_EKS_NAME = re.compile(r"[0-9A-Za-z][A-Za-z0-9_-]*")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 _ZONE = re.compile(rf"{_REGION.pattern}[a-z]")
 _ACCOUNT = re.compile(r"\d{12}")
@@ -116,8 +116,17 @@ _ACCOUNT = re.compile(r"\d{12}")
 def eks_cluster_name(value: object, what: str = "cluster_name", error: Error = ValueError) -> str:
     """An EKS cluster name (EKS ``CreateCluster``): 1-100 letters, digits, '-' and '_', starting with a letter
     or digit (case-sensitive)."""
-    if not isinstance(value, str) or not _EKS_CLUSTER_NAME.fullmatch(value):
+    if not isinstance(value, str) or len(value) > 100 or not _EKS_NAME.fullmatch(value):
         raise error(f"{what} must be an EKS cluster name (1-100 letters, digits, '-' and '_', starting with a "
+                    f"letter or digit), got {value!r}")
+    return value
+
+
+def eks_nodegroup_name(value: object, what: str = "nodegroup name", error: Error = ValueError) -> str:
+    """An EKS managed node group name (EKS ``CreateNodegroup``): 1-63 letters, digits, '-' and '_', starting
+    with a letter or digit."""
+    if not isinstance(value, str) or len(value) > 63 or not _EKS_NAME.fullmatch(value):
+        raise error(f"{what} must be an EKS node group name (1-63 letters, digits, '-' and '_', starting with a "
                     f"letter or digit), got {value!r}")
     return value
 

@@ -508,7 +508,7 @@ class NetworkAttachmentDefinition:
             )
         if self.network_name is not None:
             check_k8s_name(self.network_name, "CNI network name")
-        object.__setattr__(self, "labels", tuple(sorted(dict(self.labels).items())))
+        object.__setattr__(self, "labels", tuple(sorted(validate.labels(self.labels, error=MultusConfigError).items())))
 
     @property
     def all_capabilities(self) -> tuple[str, ...]:
