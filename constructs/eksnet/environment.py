@@ -39,6 +39,7 @@ REGION_ZONES: dict[str, tuple[str, ...]] = {
     "ap-northeast-1": ("ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"),
 }
 
+
 @dataclass(frozen=True)
 class DeployEnv:
     """An explicit deployment target; ``azs`` are full zone names such as ``eu-central-1a``.
