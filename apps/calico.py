@@ -16,7 +16,7 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_eks_v2 as eks
-from eksnet import policy
+from eksnet import nag, policy
 from eksnet.calico import Calico
 from eksnet.cluster import EksCluster
 from eksnet.environment import DeployEnv, EksnetStack
@@ -93,9 +93,6 @@ def add_stacks(app: cdk.App, deploy_env: DeployEnv) -> list[cdk.Stack]:
                                     "(seed 003, Installing and using Calico network policies)")
     # Strong references (CloudFormation exports) are what this stack needs: the cluster stack may not
     # drop its kubectl provider while Calico and the seed's workloads still use it.
-    cdk.Annotations.of(stack).acknowledge_warning(
-        "@aws-cdk/core:crossStackReferencesDefaultStrong",
-        "EksnetCalico imports the IPv4 cluster's kubectl provider; strong references protect it from removal",
-    )
+    nag.acknowledge_as(stack, "Calico scenario", "strong-references")
     add_calico_scenario(stack, base.eks_cluster)
     return [*made, stack]

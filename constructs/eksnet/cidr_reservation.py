@@ -124,7 +124,7 @@ class SubnetCidrReservation(Construct):
         )
         self.resource = res
         self.reservation_id = res.get_response_field("SubnetCidrReservation.SubnetCidrReservationId")
-        _acknowledge_provider(stack)
+        nag.acknowledge_custom_resource_provider(stack)
 
 
 def _provider_log_group(stack: cdk.Stack) -> logs.ILogGroup:
@@ -134,17 +134,3 @@ def _provider_log_group(stack: cdk.Stack) -> logs.ILogGroup:
         return existing  # type: ignore[return-value]
     return logs.LogGroup(stack, "SubnetCidrReservationLogs", retention=_LOG_RETENTION,
                          removal_policy=cdk.RemovalPolicy.DESTROY)
-
-
-def _acknowledge_provider(stack: cdk.Stack) -> None:
-    """cdk-nag's findings on aws-cdk-lib's singleton AwsCustomResource function, finding by finding."""
-    fn = stack.node.try_find_child(f"AWS{cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace('-', '')}")
-    if fn is None or getattr(fn, "_eksnet_acknowledged", False):
-        return
-    nag.acknowledge(
-        fn, "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AWSLambdaBasicExecutionRole]",
-        "aws-cdk-lib's AwsCustomResource function: the library gives its role the AWS managed policy for writing "
-        "its own logs; the EC2 permissions are statements limited to the reserved subnets",
-    )
-    fn._eksnet_acknowledged = True

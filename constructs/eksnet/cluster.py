@@ -164,19 +164,6 @@ class NodeGroupSpec:
         return self.ami_type
 
 
-def _ack_finding(construct: Construct, rule: str, findings: Sequence[str], reason: str) -> None:
-    """Acknowledge cdk-nag ``rule`` for exactly these findings (``Rule[finding]``) on ``construct``."""
-    for finding in findings:
-        nag.acknowledge(construct, f"AwsSolutions::{rule}[{finding}]", reason)
-
-
-def _ack_managed(construct: Construct, policies: Sequence[str], reason: str) -> None:
-    """Acknowledge AwsSolutions-IAM4 for these AWS managed policies only."""
-    _ack_finding(
-        construct, "AwsSolutions-IAM4", [f"Policy::arn:<AWS::Partition>:iam::aws:policy/{p}" for p in policies], reason
-    )
-
-
 def _is_dual_stack(vpc: ec2.IVpc, declared: bool | None) -> bool:
     """Whether ``vpc`` has an IPv6 block: read from a VPC built in this app, else as ``declared``.
 
@@ -426,12 +413,8 @@ class EksCluster(Construct):
             self.cluster_role.add_managed_policy(
                 iam.ManagedPolicy.from_aws_managed_policy_name("AmazonEKSVPCResourceController")
             )
-        _ack_managed(
-            self.cluster_role,
-            ["AmazonEKSClusterPolicy", "AmazonEKSVPCResourceController"],
-            "EKS service role: AmazonEKSClusterPolicy (and the VPC resource controller policy for "
-            "security groups per pod) are the AWS-maintained policies EKS documents for it",
-        )
+        nag.acknowledge_as(self.cluster_role, "EksCluster", "cluster-role", findings=nag.managed_policy_findings(
+            ["AmazonEKSClusterPolicy", "AmazonEKSVPCResourceController"]))
         self.cluster = eks.Cluster(
             self,
             "Cluster",
@@ -516,12 +499,8 @@ class EksCluster(Construct):
                 for n in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
             ],
         )
-        _ack_managed(
-            self.node_role,
-            ["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"],
-            "EKS node role: AmazonEKSWorkerNodePolicy and AmazonEC2ContainerRegistryPullOnly (image pulls only, "
-            "no listing) are the AWS-maintained policies the EKS user guide gives nodes; the CNI's are on its own role",
-        )
+        nag.acknowledge_as(self.node_role, "EksCluster", "node-role", findings=nag.managed_policy_findings(
+            ["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"]))
         self.node_security_group = ec2.SecurityGroup(
             self,
             "NodeSecurityGroup",
@@ -695,23 +674,12 @@ class EksCluster(Construct):
                 ],
             )
             policy.attach_to_role(role)
-            _ack_finding(
-                policy,
-                "AwsSolutions-IAM5",
-                ["Resource::*", *(f"Resource::arn:<AWS::Partition>:ec2:*:*:{t}/*"
-                                  for t in ("network-interface", "instance", "security-group", "vpc"))],
-                "VPC CNI IPv6 policy: EC2 Describe* actions support no resource-level permissions; the CNI assigns, "
-                "tags and modifies ENIs it creates at run time (ids unknown at deploy), so those actions are limited "
-                "to those resource types (ENIs; for attribute changes also the instance, groups and VPC), not to names",
-            )
+            nag.acknowledge_as(policy, "EksCluster", "cni-policy-ipv6",
+                               findings=nag.resource_findings(policy, ["*", *modify_arns]))
         else:
             role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("AmazonEKS_CNI_Policy"))
-            _ack_managed(
-                role,
-                ["AmazonEKS_CNI_Policy"],
-                "VPC CNI role (IPv4): AmazonEKS_CNI_Policy is the AWS-maintained policy that tracks "
-                "the CNI's needs; it is on the aws-node service account's role only, not the nodes",
-            )
+            nag.acknowledge_as(role, "EksCluster", "cni-role-ipv4",
+                               findings=nag.managed_policy_findings(["AmazonEKS_CNI_Policy"]))
         return role
 
     def _acknowledge_kubectl_provider(self) -> None:
@@ -720,12 +688,11 @@ class EksCluster(Construct):
         if provider is None:
             return
         stack = cdk.Stack.of(self)
-        managed = [
+        findings = nag.managed_policy_findings([
             "service-role/AWSLambdaBasicExecutionRole",
             "service-role/AWSLambdaVPCAccessExecutionRole",
             "AmazonEC2ContainerRegistryReadOnly",
-        ]
-        findings = [f"Policy::arn:<AWS::Partition>:iam::aws:policy/{p}" for p in managed]
+        ])
         for cond in (c for c in provider.node.find_all() if isinstance(c, cdk.CfnCondition)):
             # The handler adds ECR Public read access only in regions that have it (an Fn::If).
             ecr_public = {
@@ -745,30 +712,15 @@ class EksCluster(Construct):
                 ]
             }
             findings.append("Policy::" + json.dumps(ecr_public, separators=(",", ":")))
-        _ack_finding(
-            provider,
-            "AwsSolutions-IAM4",
-            findings,
-            "aws-cdk-lib's kubectl provider: its Lambda roles carry the AWS managed policies the library "
-            "attaches (logs, VPC access, image pulls for the kubectl layer)",
-        )
+        nag.acknowledge_as(provider, "kubectl provider", "managed-policies", findings=findings)
         handlers = [
             c
             for c in provider.node.find_all()
             if isinstance(c, lambda_.CfnFunction) and c.node.path.endswith("/Handler/Resource")
         ]
-        _ack_finding(
-            provider,
-            "AwsSolutions-IAM5",
-            [f"Resource::<{stack.get_logical_id(h)}.Arn>:*" for h in handlers],
-            "aws-cdk-lib's kubectl provider: the provider framework may invoke any version of its own "
-            "handler function (function ARN plus ':*'), a wildcard the library generates",
-        )
-        nag.acknowledge(
-            provider,
-            "AwsSolutions-L1",
-            "aws-cdk-lib's kubectl provider: the library pins its Lambda runtimes and tracks them with its releases",
-        )
+        nag.acknowledge_as(provider, "kubectl provider", "invoke-handler-versions",
+                           findings=[f"Resource::<{stack.get_logical_id(h)}.Arn>:*" for h in handlers])
+        nag.acknowledge_as(provider, "kubectl provider", "runtimes")
 
     def _add_nodegroup(self, spec: NodeGroupSpec) -> None:
         # Read at synth: set_multus_enis may change it after the node group is made.

@@ -399,9 +399,7 @@ class EksVpc(Construct):
         # aws-cdk-lib's built-in template check warns on every named zone (W3010); naming them is the point here
         # (EksnetStack answers its zones from a table or context so synth looks nothing up), and nothing a user
         # could change would silence it. cfn-lint, the gate, exempts CDK templates from W3010 for the same reason.
-        nag.acknowledge(self, "CloudFormation-Validate::W3010",
-                        "zones are named on purpose: EksnetStack gives them from the region table or context so that "
-                        "synth needs no lookup; cfn-lint exempts CDK templates from this rule")
+        nag.acknowledge_as(self, "EksVpc", "named-zones")
         if ipv6_egress_parity:
             cdk.Aspects.of(stack).add(_Ipv6EgressParity(self.vpc))
         self.node.add_validation(_Dns64RouteCheck(self))

@@ -30,7 +30,6 @@ from eksnet import nag, typecheck
 from eksnet.vpc import PodIpv4Egress
 
 _MAX_SUBNETS = 256  # /64s in the /56
-_CUSTOM_RESOURCE_SINGLETON = "AWS679f53fac002430cb0da5b7982bd2287"  # aws-cdk-lib's AwsCustomResource function id
 
 
 class Ipv6ForImportedVpc(Construct):
@@ -109,15 +108,8 @@ class Ipv6ForImportedVpc(Construct):
             self, "Ipv6BlockLookup", on_create=call, on_update=call, install_latest_aws_sdk=False,
             policy=cr.AwsCustomResourcePolicy.from_sdk_calls(resources=cr.AwsCustomResourcePolicy.ANY_RESOURCE))
         lookup.node.add_dependency(self.vpc_cidr_block)
-        nag.acknowledge(lookup, "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                        "ec2:DescribeVpcs supports no resource-level permissions; the call is read-only")
-        singleton = cdk.Stack.of(self).node.try_find_child(_CUSTOM_RESOURCE_SINGLETON)
-        if singleton is not None:
-            nag.acknowledge(
-                singleton,
-                "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AWSLambdaBasicExecutionRole]",
-                "aws-cdk-lib's AwsCustomResource handler only writes its own logs with the basic execution role")
+        nag.acknowledge_as(lookup, "Ipv6ForImportedVpc", "ipv6-block-lookup", findings=["Resource::*"])
+        nag.acknowledge_custom_resource_provider(cdk.Stack.of(self))
         self.ipv6_block_lookup = lookup
         return lookup.get_response_field(path)
 

@@ -18,6 +18,9 @@ BAD = [
     ["eksnet.policy_eval", "{snapshot}", "--from", "ns/nope", "--to", "10.0.0.1", "--port", "80"],
     ["eksnet.policy_eval", "{snapshot}", "--from", "10.0.0.1", "--to", "not-an-address", "--port", "80"],
     ["eksnet.policy_eval", "{malformed}", "--from", "10.0.0.1", "--to", "10.0.0.2", "--port", "80"],
+    ["eksnet.nag", "no-such-cdk.out"],
+    ["eksnet.nag", "{snapshot}"],
+    ["eksnet.nag", "--bogus"],
 ]
 
 

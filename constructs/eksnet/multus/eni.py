@@ -169,9 +169,7 @@ class MultusEniAttacher(Construct):
             self, "DeadLetterQueue", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
             retention_period=cdk.Duration.days(14),
         )
-        nag.acknowledge(self.dead_letter_queue, "AwsSolutions-SQS3",
-                        "this queue is itself the dead-letter queue of the EventBridge targets and the Lambda's "
-                        "failed asynchronous invocations")
+        nag.acknowledge_as(self.dead_letter_queue, "MultusEniAttacher", "dead-letter-queue")
 
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                              description=f"Multus ENI lifecycle Lambda of cluster {cluster_name}")
@@ -305,9 +303,10 @@ class MultusEniAttacher(Construct):
         if isinstance(ng, Construct):
             resolver.node.add_dependency(ng)
         self.nodegroup_resolvers.append(resolver)
-        _ack_wildcards(resolver.node.find_child("CustomResourcePolicy"), [arn],
-                       "EKS node group ARNs end in a generated id: the policy pins the cluster and node group names")
-        _acknowledge_custom_resource_provider(stack)
+        policy = resolver.node.find_child("CustomResourcePolicy")
+        nag.acknowledge_as(policy, "MultusEniAttacher", "nodegroup-resolver",
+                           findings=nag.resource_findings(policy, [arn]))
+        nag.acknowledge_custom_resource_provider(stack)
         return resolver.get_response_field("nodegroup.resources.autoScalingGroups.0.name")
 
     # --- IAM -----------------------------------------------------------------------------------------------------------
@@ -355,12 +354,9 @@ class MultusEniAttacher(Construct):
                                 resources=["*"]),
         ]
         policy = self.policy = iam.Policy(self, "Policy", statements=statements, roles=[self.role])
-        _ack_wildcards(policy, ["*", eni_arn, stack.format_arn(service="ec2", resource="instance", resource_name="*"),
-                                *(_asg_arn(stack, n) for n in self.group_names)],
-                       "ec2:Describe* and autoscaling:DescribeAutoScalingGroups have no resource-level permissions; "
-                       "ENI and instance ARNs are unknown before "
-                       "creation and are limited by tag conditions (cluster, multus, aws:autoscaling:groupName); "
-                       "an Auto Scaling group ARN holds a generated id, so the group is pinned by its name")
+        nag.acknowledge_as(policy, "MultusEniAttacher", "lifecycle-policy", findings=nag.resource_findings(policy, [
+            "*", eni_arn, stack.format_arn(service="ec2", resource="instance", resource_name="*"),
+            *(_asg_arn(stack, n) for n in self.group_names)]))
 
     def _grant_sweeper(self, stack: cdk.Stack) -> None:
         policy = iam.Policy(self, "SweeperPolicy", roles=[self.sweeper_role], statements=[
@@ -369,9 +365,8 @@ class MultusEniAttacher(Construct):
             iam.PolicyStatement(sid="DeleteOurEnis", actions=["ec2:DeleteNetworkInterface"],
                                 resources=[self._eni_arn(stack)], conditions=self._our_eni_condition()),
         ])
-        _ack_wildcards(policy, ["*", self._eni_arn(stack)],
-                       "ec2:Describe* has no resource-level permissions; deletion is limited to ENIs tagged with "
-                       "this cluster and multus=true, whose ids are not known in advance")
+        nag.acknowledge_as(policy, "MultusEniAttacher", "sweeper-policy",
+                           findings=nag.resource_findings(policy, ["*", self._eni_arn(stack)]))
 
 def async_limits(heartbeat_timeout: cdk.Duration) -> tuple[int, cdk.Duration]:
     """(retry attempts, maximum event age) of the lifecycle function's asynchronous invocations.
@@ -425,42 +420,6 @@ def _provider_log_group(stack: cdk.Stack) -> logs.ILogGroup | None:
     found = stack.node.try_find_child(_PROVIDER_LOG_GROUP_ID)
     return found or logs.LogGroup(stack, _PROVIDER_LOG_GROUP_ID, retention=logs.RetentionDays.ONE_MONTH,
                                   removal_policy=cdk.RemovalPolicy.DESTROY)
-
-
-def _acknowledge_custom_resource_provider(stack: cdk.Stack) -> None:
-    provider = stack.node.try_find_child(_PROVIDER_ID)
-    if provider is None:
-        return
-    nag.acknowledge(provider, "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-                    "service-role/AWSLambdaBasicExecutionRole]",
-                    "aws-cdk-lib's AwsCustomResource provider uses AWSLambdaBasicExecutionRole for its own logs")
-
-
-def _nag_text(stack: cdk.Stack, value: str) -> str:
-    """A value as cdk-nag prints it in a finding: references become ``<LogicalId>`` / ``<LogicalId.Attr>``."""
-
-    def render(v) -> str:
-        if isinstance(v, str):
-            return v
-        if isinstance(v, dict) and "Ref" in v:
-            return f"<{v['Ref']}>"
-        if isinstance(v, dict) and "Fn::GetAtt" in v:
-            return "<{}.{}>".format(*v["Fn::GetAtt"])
-        if isinstance(v, dict) and "Fn::Join" in v:
-            sep, parts = v["Fn::Join"]
-            return sep.join(render(p) for p in parts)
-        return str(v)
-
-    return render(stack.resolve(value))
-
-
-def _ack_wildcards(construct: Construct, resources: Sequence[str], reason: str) -> None:
-    """Acknowledge AwsSolutions-IAM5 for exactly these wildcard resources of ``construct``'s policy."""
-    stack = cdk.Stack.of(construct)
-    for resource in resources:
-        text = _nag_text(stack, resource)
-        if "*" in text:
-            nag.acknowledge(construct, f"AwsSolutions::AwsSolutions-IAM5[Resource::{text}]", reason)
 
 
 def _validate(cluster_name, subnets, auto_scaling_groups, nodegroups, ipv4_prefix_count, ipv6_prefix_count,

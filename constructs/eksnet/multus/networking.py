@@ -33,8 +33,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import custom_resources as cr
 
 from constructs import Construct
-from eksnet import typecheck, validate
-from eksnet.multus.eni import MultusEniAttacher, _acknowledge_custom_resource_provider
+from eksnet import nag, typecheck, validate
+from eksnet.multus.eni import MultusEniAttacher
 from eksnet.multus.install import MultusInstall
 from eksnet.multus.nad import (
     EKSNET_IPVLAN_TYPE,
@@ -383,5 +383,5 @@ class MultusNetworking(Construct):
         if reconciliation is not None:
             after.append(reconciliation)
         scaler.node.add_dependency(*after)
-        _acknowledge_custom_resource_provider(stack)
+        nag.acknowledge_custom_resource_provider(stack)
         return scaler

@@ -153,25 +153,19 @@ def grant_own_eni_assignment(role: iam.IRole, scope: Construct) -> iam.Policy:
     """The node role may assign/unassign addresses only on network interfaces tagged with the
     calling instance's own ARN, and describe interfaces (EC2 has no resource-level Describe)."""
     stack = cdk.Stack.of(scope)
+    eni_arn = stack.format_arn(service="ec2", resource="network-interface", resource_name="*")
     policy = iam.Policy(scope, "NodeOwnEniAssignment", statements=[
         iam.PolicyStatement(
             sid="AssignOnOwnMultusEnis",
             actions=list(ASSIGN_ACTIONS),
-            resources=[stack.format_arn(service="ec2", resource="network-interface", resource_name="*")],
+            resources=[eni_arn],
             conditions={"StringEquals": {f"aws:ResourceTag/{INSTANCE_ARN_TAG}": "${ec2:SourceInstanceARN}"}},
         ),
         iam.PolicyStatement(sid="DescribeEnis", actions=["ec2:DescribeNetworkInterfaces"], resources=["*"]),
     ])
     policy.attach_to_role(role)
-    region = "<AWS::Region>" if cdk.Token.is_unresolved(stack.region) else stack.region
-    account = "<AWS::AccountId>" if cdk.Token.is_unresolved(stack.account) else stack.account
-    nag.acknowledge(policy, f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:{region}:"
-                            f"{account}:network-interface/*]",
-                    "any Multus ENI of the node, but only while its eksnet.io/instance-arn tag equals the calling "
-                    "instance's ARN (ec2:SourceInstanceARN): ENI ids are not known before launch")
-    nag.acknowledge(policy, "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                    "ec2:DescribeNetworkInterfaces has no resource-level permissions; the daemon reads which "
-                    "addresses its own ENI holds to reconcile per-IP assignments")
+    nag.acknowledge_as(policy, "PerIpMultus", "own-enis", findings=nag.resource_findings(policy, [eni_arn]))
+    nag.acknowledge_as(policy, "PerIpMultus", "describe-enis", findings=["Resource::*"])
     return policy
 
 
