@@ -69,14 +69,13 @@ def vpc_cni_for(engine: PolicyEngine, base: VpcCniConfig | None = None) -> VpcCn
     CALICO: ``annotate_pod_ip`` on, the agent off. VPC_CNI: the agent (``enableNetworkPolicy``) on.
     A ``base`` that already turns on the other engine's switch is refused rather than silently changed.
     """
+    typecheck.check_call("vpc_cni_for", vpc_cni_for, locals())
     base = base or VpcCniConfig()
     if engine is PolicyEngine.CALICO:
         if base.enable_network_policy:
             raise ValueError(_EXCLUSIVE)
         return dataclasses.replace(base, annotate_pod_ip=True)
-    if engine is PolicyEngine.VPC_CNI:
-        return dataclasses.replace(base, enable_network_policy=True)
-    raise TypeError(f"engine must be a PolicyEngine, got {engine!r}")
+    return dataclasses.replace(base, enable_network_policy=True)
 
 
 _EXCLUSIVE = (
@@ -150,8 +149,6 @@ class Calico(Construct):
     ) -> None:
         # Validation first: a refused Calico leaves nothing behind in the tree.
         typecheck.check_call("Calico", Calico.__init__, locals())
-        if not isinstance(cluster, EksCluster):
-            raise TypeError(f"cluster must be an eksnet.cluster.EksCluster, got {type(cluster).__name__}")
         cni = cluster.vpc_cni
         if cni.enable_network_policy:
             raise ValueError(_EXCLUSIVE)

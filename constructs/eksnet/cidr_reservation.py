@@ -25,7 +25,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 
 from constructs import Construct
-from eksnet import nag, typecheck
+from eksnet import nag, typecheck, validate
 
 # Regions whose CloudFormation registers AWS::EC2::SubnetCidrReservation (cfn-lint 1.58's per-region schemas).
 CFN_TYPE_REGIONS: frozenset[str] = frozenset({
@@ -77,6 +77,8 @@ class SubnetCidrReservation(Construct):
         description: str | None = None,
     ) -> None:
         typecheck.check_call("SubnetCidrReservation", SubnetCidrReservation.__init__, locals())
+        if not cdk.Token.is_unresolved(cidr):
+            validate.network(cidr, "SubnetCidrReservation.cidr")
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
         self.native = cfn_type_available(stack.region)

@@ -33,9 +33,9 @@ from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
 
 from constructs import Construct
 from eksnet import max_pods as _max_pods
-from eksnet import nag, typecheck
+from eksnet import nag, typecheck, validate
 from eksnet.eks_checks import PlacementCheck
-from eksnet.vpc import PodIpv4Egress
+from eksnet.vpc import EksVpc, PodIpv4Egress
 from eksnet.vpc_cni import (
     CNI_NAMESPACE,
     CNI_SERVICE_ACCOUNT,
@@ -72,7 +72,6 @@ _AL2023_STANDARD = {
     "x86_64": eks.NodegroupAmiType.AL2023_X86_64_STANDARD,
     "arm64": eks.NodegroupAmiType.AL2023_ARM_64_STANDARD,
 }
-_CLUSTER_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
 
 
 class CniIdentity(enum.Enum):
@@ -114,8 +113,7 @@ class NodeGroupSpec:
         typecheck.check_fields(self)
         object.__setattr__(self, "instance_types", tuple(self.instance_types))
         object.__setattr__(self, "labels", dict(self.labels))
-        if not self.name or len(self.name) > 63:
-            raise ValueError(f"NodeGroupSpec.name must be 1-63 characters, got {self.name!r}")
+        validate.eks_nodegroup_name(self.name, "NodeGroupSpec.name")
         if not self.instance_types:
             raise ValueError(f"node group {self.name}: give at least one instance type")
         if not 0 <= self.min_size <= self.desired_size <= self.max_size or self.max_size < 1:
@@ -123,9 +121,6 @@ class NodeGroupSpec:
                 f"node group {self.name}: sizes must satisfy 0 <= min_size <= desired_size <= max_size, max_size >= 1, "
                 f"got min={self.min_size} desired={self.desired_size} max={self.max_size}"
             )
-        if self.ami_type is not None and not isinstance(self.ami_type, eks.NodegroupAmiType):
-            raise TypeError(f"node group {self.name}: ami_type must be an eks.NodegroupAmiType or None, got "
-                            f"{self.ami_type!r} ({type(self.ami_type).__name__})")
         if self.ami_type is not None and not self.ami_type.value.startswith(_AL2023_PREFIX):
             raise ValueError(
                 f"node group {self.name}: ami_type {self.ami_type.name} is not an AL2023 type; eksnet writes kubelet "
@@ -186,11 +181,8 @@ def _is_dual_stack(vpc: ec2.IVpc, declared: bool | None) -> bool:
     return False
 
 
-def _has_ipv6_only_private_subnets(vpc: ec2.IVpc) -> bool:
-    try:
-        subnets = vpc.private_subnets
-    except Exception:  # an imported VPC without private subnets
-        return False
+def _has_ipv6_only_subnets(subnets: Sequence[ec2.ISubnet]) -> bool:
+    """Whether any of ``subnets`` is IPv6-only (``Ipv6Native``); an imported subnet has no ``CfnSubnet`` to say."""
     return any(isinstance(s.node.default_child, ec2.CfnSubnet) and s.node.default_child.ipv6_native for s in subnets)
 
 
@@ -219,13 +211,10 @@ def _check_multi_nic(specs: Sequence[NodeGroupSpec], versions: Mapping[str, str]
                              f"{MULTI_NIC_MIN_ADDON_VERSION} or later")
 
 
-def _check_zones(vpc: ec2.IVpc) -> None:
+def _check_zones(subnets: Sequence[ec2.ISubnet]) -> None:
     """EKS needs the cluster's subnets in at least two zones; refuse a VPC whose private subnets are in one."""
-    try:
-        zones = {s.availability_zone for s in vpc.private_subnets}
-    except Exception:  # an imported VPC that does not list its subnets: the placement check sees the template
-        return
-    if zones and not any(cdk.Token.is_unresolved(z) for z in zones) and len(zones) < 2:
+    zones = {s.availability_zone for s in subnets}
+    if not any(cdk.Token.is_unresolved(z) for z in zones) and len(zones) < 2:
         raise ValueError(
             f"the VPC's private subnets are all in {sorted(zones)}; EKS needs the cluster's subnets in at least "
             "two availability zones: use a VPC with subnets in two or more zones (EksVpc(az_count=2) or more)"
@@ -255,8 +244,19 @@ class EksCluster(Construct):
 
     Props (keyword-only; defaults in brackets):
 
-    * ``vpc``: an ``ec2.IVpc``, or an object with ``.vpc`` and ``.pod_ipv4_egress`` (``EksVpc``),
-      whose choice of pod IPv4 egress is then used.
+    * ``vpc``: an ``EksVpc`` or any ``ec2.IVpc`` (an ``ec2.Vpc``, or one imported with
+      ``ec2.Vpc.from_vpc_attributes``). What the cluster reads from it:
+
+      - ``private_subnets`` (of an ``EksVpc``, those of its ``vpc``): the node groups run there
+        (``SubnetType.PRIVATE_WITH_EGRESS``). There must be some (an imported VPC lists them with
+        ``private_subnet_ids``), in two zones or more where the zones are known at synth, none of
+        them IPv6-only, and with custom networking each of their zones needs an ``EniSubnet``;
+      - the VPC itself for ``aws_eks_v2.Cluster`` (the control plane's subnets: private and public, its
+        default selection) and for the cluster's security groups (``vpc_id``);
+      - whether it has IPv6, unless ``dual_stack`` says so: an ``EksVpc`` always has; an ``ec2.Vpc``
+        built in the app has when it holds an IPv6 ``AWS::EC2::VPCCidrBlock``; an imported VPC
+        cannot tell (``vpc_ipv6_cidr_blocks`` is a token) and counts as IPv4-only;
+      - of an ``EksVpc``, ``pod_ipv4_egress``: the default of the prop below (a different prop is refused).
     * ``cluster_name``: the EKS name. ``version`` [``KubernetesVersion.V1_35``].
     * ``ip_family`` [``IpFamily.IP_V4``]; IPv6 needs a dual-stack VPC.
     * ``pod_ipv4_egress`` [``PodIpv4Egress.NODE_SNAT``]: rendered as ``ENABLE_V4_EGRESS`` on IPv6.
@@ -298,7 +298,7 @@ class EksCluster(Construct):
         scope: Construct,
         id: str,
         *,
-        vpc: ec2.IVpc | object,
+        vpc: ec2.IVpc | EksVpc,
         cluster_name: str,
         version: eks.KubernetesVersion = eks.KubernetesVersion.V1_35,
         ip_family: eks.IpFamily = eks.IpFamily.IP_V4,
@@ -318,9 +318,15 @@ class EksCluster(Construct):
         typecheck.check_call("EksCluster", EksCluster.__init__, locals())
         super().__init__(scope, id)
         # --- inputs, validated before anything is made ---------------------------------------
-        vpc_egress = getattr(vpc, "pod_ipv4_egress", None)
-        if hasattr(vpc, "vpc") and not isinstance(vpc, ec2.Vpc):
-            vpc = vpc.vpc  # an EksVpc
+        vpc_egress: PodIpv4Egress | None = None
+        if isinstance(vpc, EksVpc):
+            vpc_egress, vpc = vpc.pod_ipv4_egress, vpc.vpc
+        private_subnets = list(vpc.private_subnets)
+        if not private_subnets:
+            raise ValueError(
+                f"the VPC {vpc.node.path} has no private subnets; EksCluster runs its node groups in the private "
+                "subnets: import the VPC with private_subnet_ids (ec2.Vpc.from_vpc_attributes), or use an EksVpc"
+            )
         if vpc_egress is not None and pod_ipv4_egress is not None and vpc_egress is not pod_ipv4_egress:
             raise ValueError(
                 f"pod_ipv4_egress={pod_ipv4_egress.name} contradicts the VPC's {vpc_egress.name}: "
@@ -337,7 +343,7 @@ class EksCluster(Construct):
                 "an IPv6 cluster needs a dual-stack VPC (an IPv6 CIDR on the VPC and its subnets): "
                 "use eksnet.vpc.EksVpc or ec2.Vpc(ip_protocol=IpProtocol.DUAL_STACK)"
             )
-        if _has_ipv6_only_private_subnets(vpc):
+        if _has_ipv6_only_subnets(private_subnets):
             # EKS: an IPv6 cluster, its nodes and its Fargate pods need dual-stack subnets (the control plane's
             # ENIs and the nodes' primary addresses are IPv4); an IPv4 cluster has no IPv4 there at all.
             raise ValueError(
@@ -345,7 +351,7 @@ class EksCluster(Construct):
                 "pods only in subnets with IPv4, for IPv6 clusters too: use a VPC with dual-stack private subnets "
                 "(EksVpc(ipv6_only_private_subnets=False)); IPv6-only subnets suit workloads outside the cluster"
             )
-        _check_zones(vpc)
+        _check_zones(private_subnets)
         specs = list(nodegroups) if nodegroups is not None else [NodeGroupSpec("ng")]
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
@@ -354,11 +360,7 @@ class EksCluster(Construct):
         self.multus_enis: dict[str, int] = {s.name: 0 for s in specs}  # set by set_multus_enis (eksnet.multus)
         self.max_pods: dict[str, int] = {s.name: self._node_max_pods(s) for s in specs}
         self.ami_types: dict[str, eks.NodegroupAmiType] = {s.name: s.resolved_ami_type() for s in specs}
-        if not _CLUSTER_NAME_RE.match(cluster_name or ""):
-            raise ValueError(
-                f"cluster_name must be 1-100 characters, letters, digits, '-' and '_', starting with a "
-                f"letter or digit, got {cluster_name!r}"
-            )
+        validate.eks_cluster_name(cluster_name, "cluster_name")
         self.cluster_name = cluster_name
         logging = list(cluster_logging)
         versions = dict(addon_versions or {})
@@ -370,16 +372,10 @@ class EksCluster(Construct):
                 f"addon_versions names add-ons this cluster does not install: "
                 f"{sorted(set(versions) - installed)} (it installs {sorted(installed)})"
             )
-        self._check_custom_networking_zones(vpc)
+        self._check_custom_networking_zones(private_subnets)
         if self.vpc_cni.multi_nic:
             _check_multi_nic(specs, versions)
             versions.setdefault("vpc-cni", MULTI_NIC_MIN_ADDON_VERSION)
-        if not isinstance(secrets_key, bool) and not isinstance(secrets_key, kms.IKey):
-            raise TypeError(f"EksCluster.secrets_key must be True, False or a kms.IKey, got {secrets_key!r}")
-        if control_plane_log_retention is not None and not isinstance(control_plane_log_retention,
-                                                                        logs.RetentionDays):
-            raise TypeError(f"EksCluster.control_plane_log_retention must be a logs.RetentionDays or None, got "
-                            f"{control_plane_log_retention!r}")
 
         stack = cdk.Stack.of(self)
         # --- the anchors' defaults: a customer-managed key for secrets, an owned log group --------------
@@ -565,15 +561,12 @@ class EksCluster(Construct):
 
     # ------------------------------------------------------------------------------------------------
 
-    def _check_custom_networking_zones(self, vpc: ec2.IVpc) -> None:
+    def _check_custom_networking_zones(self, subnets: Sequence[ec2.ISubnet]) -> None:
         """Every zone nodes can land in needs its ENIConfig, or the CNI on those nodes has no pod subnet."""
         cn = self.vpc_cni.custom_networking
         if cn is None:
             return
-        try:
-            zones = {s.availability_zone for s in vpc.private_subnets}
-        except Exception:  # an imported VPC that does not list its subnets: nothing to compare
-            return
+        zones = {s.availability_zone for s in subnets}
         if any(cdk.Token.is_unresolved(z) for z in zones):
             return
         missing = sorted(zones - set(cn.subnets))

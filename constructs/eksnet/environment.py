@@ -6,20 +6,15 @@ app decides where they come from (the project's apps read them from ``eksnet:*``
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import aws_cdk as cdk
 
 from constructs import Construct
-from eksnet import typecheck
+from eksnet import typecheck, validate
 from eksnet.function_logs import function_logs
 from eksnet.stack_pass import StackPass
 
-# How DeployEnv's messages name its fields (an app that reads the values from elsewhere adds where).
-ACCOUNT_KEY = "DeployEnv.account"
-REGION_KEY = "DeployEnv.region"
-AZS_KEY = "DeployEnv.azs"
 
 # The regions eksnet is built and tested for (README "Regions"): the default app synthesizes and passes
 # cfn-lint in each, in that region.
@@ -35,9 +30,6 @@ REGION_ZONES: dict[str, tuple[str, ...]] = {
     "eu-west-1": ("eu-west-1a", "eu-west-1b", "eu-west-1c"),
     "ap-northeast-1": ("ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"),
 }
-
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
-_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
 
 @dataclass(frozen=True)
@@ -55,24 +47,22 @@ class DeployEnv:
 
     def __post_init__(self) -> None:
         typecheck.check_fields(self)
-        if not _ACCOUNT_RE.match(self.account):
-            raise ValueError(f"{ACCOUNT_KEY} must be a 12-digit AWS account id, got {self.account!r}")
-        if not _REGION_RE.match(self.region):
-            raise ValueError(f"{REGION_KEY} must be a region name such as eu-central-1, got {self.region!r}")
+        validate.account_id(self.account, "DeployEnv.account")
+        validate.region(self.region, "DeployEnv.region")
         azs = self.azs or REGION_ZONES.get(self.region)
         if not azs:
             raise ValueError(
                 f"no default zones for region {self.region!r} (known: {sorted(REGION_ZONES)}); list them in "
-                f"{AZS_KEY} (e.g. ('{self.region}a', '{self.region}b', ...)) as the region names them for your account"
+                f"DeployEnv.azs (e.g. ('{self.region}a', '{self.region}b', ...)) as the region names them for your account"
             )
         object.__setattr__(self, "azs", tuple(azs))
         for az in self.azs:
             if not az.startswith(self.region) or len(az) == len(self.region):
                 raise ValueError(
-                    f"{AZS_KEY}: zone {az!r} is not in region {self.region!r} (expected e.g. {self.region}a)"
+                    f"DeployEnv.azs: zone {az!r} is not in region {self.region!r} (expected e.g. {self.region}a)"
                 )
         if len(set(self.azs)) != len(self.azs):
-            raise ValueError(f"{AZS_KEY} lists a zone twice: {list(self.azs)}")
+            raise ValueError(f"DeployEnv.azs lists a zone twice: {list(self.azs)}")
 
     @property
     def cdk_env(self) -> cdk.Environment:

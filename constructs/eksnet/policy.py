@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from eksnet import typecheck
+from eksnet import typecheck, validate
 
 API_VERSION = "networking.k8s.io/v1"
 KIND = "NetworkPolicy"
@@ -42,14 +41,6 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 DNS_NAMESPACE = "kube-system"
 DNS_POD_LABELS: Mapping[str, str] = {"k8s-app": "kube-dns"}
 DNS_PORT = 53
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-# IANA service name (RFC 6335 5.1), what Kubernetes requires of a named container port.
-_PORT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-
 
 class Protocol(enum.Enum):
     """The L4 protocols a NetworkPolicy port can name (Kubernetes defaults to TCP)."""
@@ -68,41 +59,6 @@ class SelectorOperator(enum.Enum):
     DOES_NOT_EXIST = "DoesNotExist"
 
 
-def check_dns_label(value: str, what: str) -> None:
-    if not isinstance(value, str) or len(value) > 63 or not _DNS_LABEL.match(value):
-        raise ValueError(
-            f"{what} must be a DNS label (lower-case letters, digits and '-', at most 63 characters, "
-            f"starting and ending with a letter or digit), got {value!r}"
-        )
-
-
-def check_dns_subdomain(value: str, what: str) -> None:
-    if not isinstance(value, str) or len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
-        raise ValueError(
-            f"{what} must be a DNS subdomain (lower-case letters, digits, '-' and '.', at most 253 "
-            f"characters), got {value!r}"
-        )
-
-
-def check_label_key(key: str) -> None:
-    prefix, _, name = key.rpartition("/")
-    if prefix:
-        check_dns_subdomain(prefix, f"the prefix of label key {key!r}")
-    if len(name) > 63 or not _LABEL_NAME.match(name):
-        raise ValueError(
-            f"label key {key!r}: the name part must be 1-63 characters of letters, digits, '-', '_' or '.', "
-            "starting and ending with a letter or digit"
-        )
-
-
-def check_label_value(key: str, value: str) -> None:
-    if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
-        raise ValueError(
-            f"label {key}={value!r}: a value must be at most 63 characters of letters, digits, '-', '_' "
-            "or '.', starting and ending with a letter or digit (or empty)"
-        )
-
-
 @dataclass(frozen=True)
 class Requirement:
     """One ``matchExpressions`` entry: ``key`` related to ``values`` by ``operator``."""
@@ -113,7 +69,7 @@ class Requirement:
 
     def __post_init__(self) -> None:
         typecheck.check_fields(self)
-        check_label_key(self.key)
+        validate.label_key(self.key)
         object.__setattr__(self, "values", tuple(self.values))
         needs_values = self.operator in (SelectorOperator.IN, SelectorOperator.NOT_IN)
         if needs_values and not self.values:
@@ -124,7 +80,7 @@ class Requirement:
                 "use IN / NOT_IN to compare values"
             )
         for v in self.values:
-            check_label_value(self.key, v)
+            validate.label_value(v, f"selector requirement on {self.key!r}")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"key": self.key, "operator": self.operator.value}
@@ -142,11 +98,7 @@ class LabelSelector:
 
     def __post_init__(self) -> None:
         typecheck.check_fields(self)
-        labels = dict(self.match_labels)
-        for k, v in labels.items():
-            check_label_key(k)
-            check_label_value(k, v)
-        object.__setattr__(self, "match_labels", labels)
+        object.__setattr__(self, "match_labels", validate.labels(self.match_labels))
         object.__setattr__(self, "match_expressions", tuple(self.match_expressions))
 
     def __hash__(self) -> int:
@@ -178,7 +130,7 @@ ALL = LabelSelector()
 def namespace_named(name: str) -> LabelSelector:
     """Select one namespace by name, through the label the API server sets on every namespace."""
     typecheck.check_call("namespace_named", namespace_named, locals())
-    check_dns_label(name, "namespace name")
+    validate.dns1123_label(name, "namespace name")
     return LabelSelector(match_labels={NAMESPACE_NAME_LABEL: name})
 
 
@@ -199,12 +151,7 @@ class Port:
             if not 1 <= self.port <= 65535:
                 raise ValueError(f"port must be in 1-65535, got {self.port}")
         elif isinstance(self.port, str):
-            if len(self.port) > 15 or not _PORT_NAME.match(self.port) or "--" in self.port \
-                    or not re.search("[a-z]", self.port):
-                raise ValueError(
-                    f"named port {self.port!r} must be an IANA service name: at most 15 lower-case letters, "
-                    "digits and single '-', with at least one letter"
-                )
+            validate.port_name(self.port)
         if self.end_port is not None:
             if not isinstance(self.port, int):
                 raise ValueError("end_port needs a numeric port to start the range (named ports have no range)")
@@ -239,13 +186,13 @@ class IpBlock:
 
     def __post_init__(self) -> None:
         typecheck.check_fields(self)
-        net = _network(self.cidr, "ipBlock cidr")
+        net = validate.network(self.cidr, "ipBlock cidr", canonical=True)
         object.__setattr__(self, "except_", tuple(self.except_))
         for ex in self.except_:
-            sub = _network(ex, "ipBlock except")
+            sub = validate.network(ex, "ipBlock except", canonical=True)
             if sub.version != net.version:
                 raise ValueError(f"ipBlock except {ex} is IPv{sub.version} but cidr {self.cidr} is IPv{net.version}")
-            if not sub.subnet_of(net) or sub == net:  # type: ignore[arg-type]
+            if not validate.inside(sub, net, strictly=True):
                 raise ValueError(f"ipBlock except {ex} must be strictly inside cidr {self.cidr}")
 
     @property
@@ -257,18 +204,6 @@ class IpBlock:
         if self.except_:
             out["except"] = list(self.except_)
         return out
-
-
-def _network(cidr: str, what: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    try:
-        net = ipaddress.ip_network(cidr, strict=False)
-    except ValueError as e:
-        raise ValueError(f"{what} {cidr!r} is not a CIDR such as 10.0.0.0/24 or 2001:db8::/64 ({e})") from None
-    if "/" not in cidr:
-        raise ValueError(f"{what} {cidr!r} needs a prefix length, e.g. {cidr}/{net.max_prefixlen}")
-    if str(net) != cidr:
-        raise ValueError(f"{what} {cidr!r} has host bits set or is not in canonical form; write {net}")
-    return net
 
 
 @dataclass(frozen=True)
@@ -365,8 +300,8 @@ class NetworkPolicy:
                 raise TypeError(f"NetworkPolicy.{direction} must be a tuple of rules, not a single Rule: write "
                                 f"({direction}_rule,)")
         typecheck.check_fields(self)
-        check_dns_subdomain(self.name, "policy name")
-        check_dns_label(self.namespace, "policy namespace")
+        validate.dns1123_subdomain(self.name, "policy name")
+        validate.dns1123_label(self.namespace, "policy namespace")
         if self.ingress is None and self.egress is None:
             raise ValueError(
                 f"policy {self.name!r} affects no direction: give ingress and/or egress rules "
@@ -376,11 +311,7 @@ class NetworkPolicy:
             rules = getattr(self, direction)
             if rules is not None:
                 object.__setattr__(self, direction, tuple(rules))
-        labels = dict(self.labels)
-        for k, v in labels.items():
-            check_label_key(k)
-            check_label_value(k, v)
-        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "labels", validate.labels(self.labels))
 
     def __hash__(self) -> int:
         return hash((self.name, self.namespace))

@@ -23,7 +23,6 @@ import enum
 import ipaddress
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,7 +32,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 
 from constructs import Construct, IConstruct, IValidation
-from eksnet import nag, typecheck
+from eksnet import nag, typecheck, validate
 from eksnet.cidr_reservation import CidrReservationType, SubnetCidrReservation
 from eksnet.stack_pass import StackPass
 
@@ -68,7 +67,6 @@ class NatGateways(enum.Enum):
 NAT64_PREFIX = "64:ff9b::/96"  # RFC 6052 well-known prefix, the one Route 53 Resolver's DNS64 synthesizes
 _MAX_AZS = 6  # the most zones of any region (us-east-1); bounds how many node subnets a VPC must hold
 _MIN_AZS = 2
-_EKS_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
 _IPV6_SUBNET_BLOCKS = 256  # /64s of the VPC's /56
 _IPV6_POD_RANGE_BITS = "56"  # host bits of the IPv6 pod range: a /72 (256 /80 prefixes) per Multus subnet
 
@@ -99,22 +97,15 @@ class MultusNetwork:
 
     def __post_init__(self) -> None:
         typecheck.check_fields(self)
-        try:
-            net = ipaddress.ip_network(self.ipv4_supernet, strict=True)
-        except ValueError as e:
-            raise ValueError(f"MultusNetwork.ipv4_supernet {self.ipv4_supernet!r} is not a network address: {e}") from e
-        if net.version != 4:
-            raise ValueError(f"MultusNetwork.ipv4_supernet must be an IPv4 CIDR such as 192.168.192.0/19, "
-                             f"got {self.ipv4_supernet!r}")
+        validate.ipv4_network(self.ipv4_supernet, "MultusNetwork.ipv4_supernet")
         if self.subnet_layout:
             layout = tuple(tuple(str(c) for c in device) for device in self.subnet_layout)
             object.__setattr__(self, "subnet_layout", layout)
             object.__setattr__(self, "interfaces_per_node", len(layout))
             for d, device in enumerate(layout, start=1):
                 for cidr in device:
-                    sub = _ipv4_network(f"MultusNetwork.subnet_layout (device index {d})", cidr)
-                    if sub.prefixlen > 28:
-                        raise ValueError(f"Multus subnet {cidr} (device index {d}) is smaller than EC2's /28 minimum")
+                    validate.ipv4_network(cidr, f"Multus subnet (MultusNetwork.subnet_layout, device index {d})",
+                                          max_prefix=28, why=" (EC2's smallest subnet)")
         if not 1 <= self.interfaces_per_node <= 14:
             raise ValueError(f"MultusNetwork.interfaces_per_node must be 1..14 (device indexes 1..n after the "
                              f"primary ENI), got {self.interfaces_per_node}")
@@ -134,10 +125,10 @@ class MultusNetwork:
                                  f"{az_count} zones of the VPC: give one CIDR per zone")
             cidrs = [ipaddress.IPv4Network(self.subnet_layout[d][z])
                      for z in range(az_count) for d in range(self.interfaces_per_node)]
-            for i, a in enumerate(cidrs):
-                for b in cidrs[i + 1:]:
-                    if a.overlaps(b):
-                        raise ValueError(f"Multus subnets {a} and {b} overlap: give each (zone, interface) its own range")
+            clash = validate.overlap(cidrs)
+            if clash:
+                raise ValueError(f"Multus subnets {clash[0]} and {clash[1]} overlap: give each (zone, interface) its own "
+                                 "range")
             return cidrs
         blocks = az_count * self.interfaces_per_node
         prefix = self.supernet.prefixlen + math.ceil(math.log2(blocks)) if blocks > 1 else self.supernet.prefixlen
@@ -309,10 +300,8 @@ class EksVpc(Construct):
         if not _MIN_AZS <= az_count <= min(_MAX_AZS, len(zones)):
             raise ValueError(f"az_count must be between {_MIN_AZS} (EKS needs subnets in two zones) and "
                              f"{min(_MAX_AZS, len(zones))} (the zones this stack knows: {zones}), got {az_count}")
-        vpc_net = _ipv4_network("ipv4_cidr", ipv4_cidr)
-        if not 16 <= vpc_net.prefixlen <= 24:
-            raise ValueError(f"ipv4_cidr must be between /16 and /24 (VPC limits, with room for subnets), "
-                             f"got {ipv4_cidr}")
+        vpc_net = validate.ipv4_network(ipv4_cidr, "ipv4_cidr", min_prefix=16, max_prefix=24,
+                                        why=" (VPC limits, with room for subnets; IPv6 comes from Amazon)")
         prefix = subnet_prefix_length if subnet_prefix_length is not None else vpc_net.prefixlen + 3
         if not vpc_net.prefixlen < prefix <= 28:
             raise ValueError(f"subnet_prefix_length must be longer than the VPC's /{vpc_net.prefixlen} and at most "
@@ -329,9 +318,7 @@ class EksVpc(Construct):
             raise ValueError("ipv6_only_private_subnets=True needs DNS64 and NAT64 to reach IPv4 (nodes there have no "
                              "IPv4 to SNAT to): set pod_ipv4_egress=PodIpv4Egress.NAT64")
         for name in cluster_names:
-            if not _EKS_NAME_RE.match(name):
-                raise ValueError(f"cluster_names: {name!r} is not a valid EKS cluster name (letters, digits, '-' "
-                                 f"and '_', starting with a letter or digit, at most 100 characters)")
+            validate.eks_cluster_name(name, "cluster_names: each")
         self._vpc_net, self._node_cidrs, self._az_count = vpc_net, node_cidrs, az_count
         multus_cidrs = self._check_multus(multus) if multus is not None else []
 
@@ -444,7 +431,7 @@ class EksVpc(Construct):
         ranges = multus_cidrs if multus.subnet_layout else [multus.supernet]
         what = "Multus subnet" if multus.subnet_layout else "MultusNetwork.ipv4_supernet"
         for net in ranges:
-            if not net.subnet_of(vpc_net):
+            if not validate.inside(net, vpc_net):
                 raise ValueError(f"{what} {net} is not inside the VPC's ipv4_cidr {vpc_net}; Multus subnets are "
                                  "VPC subnets")
             clash = [str(c) for c in node_cidrs if c.overlaps(net)]
@@ -511,14 +498,6 @@ class EksVpc(Construct):
         self.multus_security_group = sg
 
 
-def _ipv4_network(prop: str, value: str) -> ipaddress.IPv4Network:
-    try:
-        net = ipaddress.ip_network(value, strict=True)
-    except ValueError as e:
-        raise ValueError(f"{prop} {value!r} is not an IPv4 network address such as 192.168.0.0/16: {e}") from e
-    if net.version != 4:
-        raise ValueError(f"{prop} must be an IPv4 CIDR such as 192.168.0.0/16 (IPv6 comes from Amazon), got {value!r}")
-    return net
 
 
 def _cfn_subnet(subnet: ec2.ISubnet) -> ec2.CfnSubnet:

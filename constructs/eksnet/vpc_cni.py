@@ -30,7 +30,7 @@ from typing import Any
 
 from aws_cdk import Token
 
-from eksnet import typecheck
+from eksnet import typecheck, validate
 from eksnet.vpc import PodIpv4Egress
 
 MULTI_NIC_MIN_ADDON_VERSION = "v1.20.0-eksbuild.1"  # the first VPC CNI release with ENABLE_MULTI_NIC
@@ -43,7 +43,6 @@ ZONE_LABEL = "topology.kubernetes.io/zone"
 CNI_SERVICE_ACCOUNT = "aws-node"
 CNI_NAMESPACE = "kube-system"
 ANNOTATE_POD_IP_ROLE = "eksnet-aws-node-annotate-pod-ip"
-_ZONE_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
 
 
 def _flag(value: bool) -> str:
@@ -172,8 +171,8 @@ class CustomNetworking:
         if not self.subnets:
             raise ValueError("CustomNetworking needs one EniSubnet per availability zone of the node groups")
         for zone in self.subnets:
-            if not Token.is_unresolved(zone) and not _ZONE_RE.match(zone):
-                raise ValueError(f"CustomNetworking: {zone!r} is not an availability zone name such as eu-central-1a")
+            if not Token.is_unresolved(zone):
+                validate.availability_zone(zone, "CustomNetworking.subnets: each key")
 
 
 @dataclass(frozen=True)
@@ -268,9 +267,6 @@ class VpcCniConfig:
         return doc
 
 
-_K8S_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
 def security_group_policy(
     name: str,
     namespace: str,
@@ -285,10 +281,8 @@ def security_group_policy(
     The VPC resource controller applies it only where security groups for pods are on
     (``VpcCniConfig.pod_security_groups``); ``EksCluster.add_security_group_policy`` checks that.
     """
-    if not _K8S_NAME_RE.match(name) or len(name) > 253:
-        raise ValueError(f"SecurityGroupPolicy name {name!r} is not a valid Kubernetes name (lower-case DNS subdomain)")
-    if not _K8S_NAME_RE.match(namespace) or len(namespace) > 63:
-        raise ValueError(f"namespace {namespace!r} is not a valid Kubernetes namespace name")
+    validate.dns1123_subdomain(name, "SecurityGroupPolicy name")
+    validate.dns1123_label(namespace, "SecurityGroupPolicy namespace")
     groups = list(security_group_ids)
     if not 1 <= len(groups) <= 16:
         raise ValueError(f"SecurityGroupPolicy {name}: give 1 to 16 security group ids, got {len(groups)}")
@@ -299,9 +293,10 @@ def security_group_policy(
         )
     spec: dict[str, Any] = {}
     if pod_labels is not None:
-        spec["podSelector"] = {"matchLabels": dict(pod_labels)}
+        spec["podSelector"] = {"matchLabels": validate.labels(pod_labels, "pod_labels")}
     if service_account_labels is not None:
-        spec["serviceAccountSelector"] = {"matchLabels": dict(service_account_labels)}
+        spec["serviceAccountSelector"] = {"matchLabels": validate.labels(service_account_labels,
+                                                                         "service_account_labels")}
     spec["securityGroups"] = {"groupIds": groups}
     return {
         "apiVersion": "vpcresources.k8s.aws/v1beta1",

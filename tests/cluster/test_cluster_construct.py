@@ -460,7 +460,7 @@ def _cluster(**kwargs):
         ({"nodegroups": [NodeGroupSpec("x", ("m5.huge",))]}, "not in instance_limits.json"),
         ({"nodegroups": [NodeGroupSpec("a"), NodeGroupSpec("a")]}, "unique"),
         ({"addon_versions": {"aws-ebs-csi-driver": "v1.0.0"}}, "does not install"),
-        ({"cluster_name": ""}, "1-100 characters"),
+        ({"cluster_name": ""}, "must be an EKS cluster name .1-100 letters"),
         ({"addon_versions": {"eks-pod-identity-agent": "v1"}}, "it installs"),
     ],
 )

@@ -148,7 +148,7 @@ def test_prefix_delegation_flag_follows_mode_and_family():
         (lambda: SecondaryIpMode(warm_ip_target=-1), "whole number >= 0"),
         (lambda: PrefixMode(warm_prefix_target=0), "keeps no address in reserve"),
         (lambda: CustomNetworking({}), "one EniSubnet per availability zone"),
-        (lambda: CustomNetworking({"subnet-a": EniSubnet("subnet-a", ("sg-1",))}), "not an availability zone"),
+        (lambda: CustomNetworking({"subnet-a": EniSubnet("subnet-a", ("sg-1",))}), "must be an availability zone name"),
         (lambda: EniSubnet("subnet-a", ()), "at least one security group"),
         (lambda: EniSubnet("subnet-a", tuple(f"sg-{i}" for i in range(6))), "at most 5"),
         (lambda: VpcCniConfig(extra_env={"lower": "x"}), "upper-case name"),
@@ -201,7 +201,7 @@ def test_security_group_policy_refuses_what_the_crd_or_controller_would(kwargs, 
 
 
 def test_security_group_policy_refuses_an_invalid_name():
-    with pytest.raises(ValueError, match="valid Kubernetes name"):
+    with pytest.raises(ValueError, match="must be a DNS-1123 subdomain"):
         security_group_policy("Bad_Name", "default", security_group_ids=["sg-1"], pod_labels={"a": "b"})
 
 

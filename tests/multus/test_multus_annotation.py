@@ -89,7 +89,7 @@ def test_a_pod_interface_name_longer_than_the_kernel_allows_is_refused():
 
 
 def test_a_network_name_that_is_not_a_kubernetes_name_is_refused():
-    with pytest.raises(MultusConfigError, match="not a valid Kubernetes name"):
+    with pytest.raises(MultusConfigError, match="must be a DNS-1123 subdomain"):
         network_selection_annotation("UPPER")
 
 

@@ -179,7 +179,7 @@ def test_host_local_several_ranges_render_as_range_sets():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"subnet": "192.168.96.1/19"}, "not a network in CIDR form"),
+    ({"subnet": "192.168.96.1/19"}, "has host bits set"),
     ({"subnet": "192.168.96.0/19", "range_start": "192.168.128.1"}, "outside subnet"),
     ({"subnet": "192.168.96.0/19", "gateway": "10.0.0.1"}, "outside subnet"),
     ({"subnet": "192.168.96.0/19", "range_start": "192.168.96.40", "range_end": "192.168.96.20"}, "after rangeEnd"),
@@ -264,7 +264,7 @@ def test_eksnet_ipam_refuses_a_mixed_family_range_set():
 
 @pytest.mark.parametrize("name", ["Ipvlan", "ipvlan_a", "-a", "a" * 254, ""])
 def test_nad_name_must_be_a_kubernetes_name(name):
-    with pytest.raises(MultusConfigError, match="not a valid Kubernetes name"):
+    with pytest.raises(MultusConfigError, match="must be a DNS-1123 subdomain"):
         NetworkAttachmentDefinition(name=name, interface=Macvlan(master="multus1"))
 
 

@@ -151,7 +151,7 @@ PREFIX = {"a": [ipaddress.IPv4Network("192.168.200.0/21")], "b": [ipaddress.IPv4
     ({"a": "192.168.200.0/27", "b": "192.168.208.32/27"}, "overlaps the prefix reservation 192.168.200.0/21"),
     ({"a": "192.168.192.32/27"}, "no range for zone b"),
     ({"a": "192.168.192.32/27", "b": "192.168.208.32/27", "c": "192.168.224.0/27"}, "zones without a Multus subnet"),
-    ({"a": "192.168.192.33/27", "b": "192.168.208.32/27"}, "not a network address"),
+    ({"a": "192.168.192.33/27", "b": "192.168.208.32/27"}, "has host bits set"),
 ])
 def test_bad_ranges_are_refused(ranges, message):
     with pytest.raises(ValueError, match=message):

@@ -113,3 +113,12 @@ def test_a_reservation_type_that_is_not_the_enum_is_refused_with_its_name(bad):
     subnet = ec2.Subnet.from_subnet_attributes(stack, "S", subnet_id="subnet-1", availability_zone="x")
     with pytest.raises(TypeError, match=r"SubnetCidrReservation.reservation_type must be CidrReservationType \(one of PREFIX, EXPLICIT\)"):
         SubnetCidrReservation(stack, "R", subnet=subnet, cidr="10.0.0.0/28", reservation_type=bad)
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.5/28", "10.0.0.0", "not-a-cidr"])
+def test_a_literal_cidr_that_is_not_a_network_is_refused_before_anything_is_made(bad):
+    stack = cdk.Stack(cdk.App(), "BadCidr")
+    subnet = ec2.Subnet.from_subnet_attributes(stack, "S", subnet_id="subnet-1", availability_zone="x")
+    with pytest.raises(ValueError, match=r"SubnetCidrReservation.cidr '.*' (has host bits|needs a prefix|is not a CIDR)"):
+        SubnetCidrReservation(stack, "R", subnet=subnet, cidr=bad, reservation_type=CidrReservationType.PREFIX)
+    assert stack.node.try_find_child("R") is None

@@ -7,15 +7,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from eksnet import typecheck
+from eksnet import typecheck, validate
 from eksnet.multus.nad import (
-    _MAC,
     NETWORKS_ANNOTATION,
     MultusConfigError,
     MultusTypeError,
     NetworkAttachmentDefinition,
     _check_fields,
-    _interface,
     check_ifname,
     check_k8s_name,
     check_namespace,
@@ -52,9 +50,9 @@ class NetworkSelection:
         if self.interface is not None:
             check_ifname(self.interface, "pod interface name")
         for ip in self.ips:
-            _interface(ip, f"network {self.name}: ips entry")
-        if self.mac is not None and not _MAC.match(self.mac):
-            raise MultusConfigError(f"network {self.name}: mac {self.mac!r} is not like 0a:1b:2c:3d:4e:5f")
+            validate.interface(ip, f"network {self.name}: ips entry", MultusConfigError)
+        if self.mac is not None:
+            validate.mac_address(self.mac, f"network {self.name}: mac", MultusConfigError)
         if nad is not None:
             if self.ips and "ips" not in nad.all_capabilities:
                 raise MultusConfigError(

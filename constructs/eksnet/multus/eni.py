@@ -24,7 +24,6 @@ Example::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -45,7 +44,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import custom_resources as cr
 
 from constructs import Construct
-from eksnet import nag, typecheck
+from eksnet import nag, typecheck, validate
 from eksnet.multus.nad import MultusTypeError, _check_fields
 
 # The Lambda asset: package data of eksnet (``eksnet/multus/lambda_multus_eni``: in a checkout a link to
@@ -80,7 +79,6 @@ FUNCTION_TIMEOUT = cdk.Duration.minutes(3)
 # "Error handling and automatic retries"): retry k starts after k * 60 s more.
 _ASYNC_RETRY_DELAYS = (60, 120)
 
-_CLUSTER_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
 _MAX_PREFIXES = 16
 
 
@@ -426,9 +424,8 @@ def _provider_log_group(stack: cdk.Stack) -> logs.ILogGroup | None:
 
 def _validate(cluster_name, subnets, auto_scaling_groups, nodegroups, ipv4_prefix_count, ipv6_prefix_count,
               first_device_index, heartbeat_timeout) -> None:
-    if not cdk.Token.is_unresolved(cluster_name) and not _CLUSTER_NAME_RE.match(cluster_name or ""):
-        raise ValueError(f"cluster_name must be an EKS cluster name (letters, digits, '-', '_'; up to 100), "
-                         f"got {cluster_name!r}")
+    if not cdk.Token.is_unresolved(cluster_name):
+        validate.eks_cluster_name(cluster_name, "cluster_name")
     if not subnets:
         raise ValueError("subnets must map at least one availability zone to its Multus subnets, "
                          "e.g. {'eu-central-1a': [subnet]}")

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import aws_cdk as cdk
 
-from eksnet import typecheck
+from eksnet import typecheck, validate
 
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 NAD_API_VERSION = "k8s.cni.cncf.io/v1"
@@ -39,11 +39,6 @@ NAD_KIND = "NetworkAttachmentDefinition"
 EKSNET_IPAM_TYPE = "eksnet-ipam"
 EKSNET_IPVLAN_TYPE = "eksnet-ipvlan"
 EKSNET_MACVLAN_TYPE = "eksnet-macvlan"
-
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-_PCI_ADDRESS = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
 
 
 class MultusConfigError(ValueError):
@@ -64,22 +59,13 @@ def _check_fields(instance: Any) -> None:
 # --------------------------------------------------------------------------------------------
 
 def check_k8s_name(value: str, what: str) -> str:
-    """A Kubernetes object name (DNS-1123 subdomain, at most 253 characters)."""
-    if not isinstance(value, str) or len(value) > 253 or not _DNS1123_SUBDOMAIN.match(value):
-        raise MultusConfigError(
-            f"{what} {value!r} is not a valid Kubernetes name: use lower-case letters, digits, '-' and '.', "
-            "starting and ending with a letter or digit, at most 253 characters"
-        )
-    return value
+    """A Kubernetes object name (DNS-1123 subdomain, ``eksnet.validate.dns1123_subdomain``)."""
+    return validate.dns1123_subdomain(value, what, MultusConfigError)
 
 
 def check_namespace(value: str) -> str:
-    """A namespace name (DNS-1123 label, at most 63 characters)."""
-    if not isinstance(value, str) or len(value) > 63 or not _DNS1123_LABEL.match(value):
-        raise MultusConfigError(
-            f"namespace {value!r} is not a valid DNS-1123 label: lower-case letters, digits and '-', at most 63"
-        )
-    return value
+    """A namespace name (DNS-1123 label, ``eksnet.validate.dns1123_label``)."""
+    return validate.dns1123_label(value, "namespace", MultusConfigError)
 
 
 def check_ifname(value: str, what: str = "interface name") -> str:
@@ -90,29 +76,6 @@ def check_ifname(value: str, what: str = "interface name") -> str:
             f"{what} {value!r} is not a valid Linux interface name: 1 to 15 characters, no '/', ':' or whitespace"
         )
     return value
-
-
-def _network(value: str, what: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    try:
-        return ipaddress.ip_network(value, strict=True)
-    except ValueError as e:
-        raise MultusConfigError(f"{what} {value!r} is not a network in CIDR form such as 192.168.96.0/19: {e}") from e
-
-
-def _address(value: str, what: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    try:
-        return ipaddress.ip_address(value)
-    except ValueError as e:
-        raise MultusConfigError(f"{what} {value!r} is not an IP address") from e
-
-
-def _interface(value: str, what: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
-    if "/" not in str(value):
-        raise MultusConfigError(f"{what} {value!r} needs a prefix length, e.g. 192.168.96.20/19")
-    try:
-        return ipaddress.ip_interface(value)
-    except ValueError as e:
-        raise MultusConfigError(f"{what} {value!r} is not an address with a prefix length: {e}") from e
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,11 +116,11 @@ class Route:
                 raise MultusConfigError("a route whose dst is a deploy-time token needs family=4 or family=6")
             version = self.family
         else:
-            version = _network(self.dst, "route destination").version
+            version = validate.network(self.dst, "route destination", error=MultusConfigError).version
             if self.family is not None and self.family != version:
                 raise MultusConfigError(f"route {self.dst} is IPv{version}, not IPv{self.family}")
             object.__setattr__(self, "family", version)
-        if self.gw is not None and _address(self.gw, "route gateway").version != version:
+        if self.gw is not None and validate.address(self.gw, "route gateway", MultusConfigError).version != version:
             raise MultusConfigError(f"route {self.dst}: gateway {self.gw} is not of the same IP family")
 
     def render(self) -> dict[str, str]:
@@ -182,12 +145,12 @@ class IpRange:
 
     def __post_init__(self) -> None:
         _check_fields(self)
-        net = _network(self.subnet, "host-local subnet")
+        net = validate.network(self.subnet, "host-local subnet", error=MultusConfigError)
         bounds = {}
         for key, value in (("rangeStart", self.range_start), ("rangeEnd", self.range_end), ("gateway", self.gateway)):
             if value is None:
                 continue
-            addr = _address(value, f"host-local {key}")
+            addr = validate.address(value, f"host-local {key}", MultusConfigError)
             if addr not in net:
                 raise MultusConfigError(f"host-local {key} {value} is outside subnet {self.subnet}")
             bounds[key] = addr
@@ -242,10 +205,9 @@ class HostLocalIpam(Ipam):
         object.__setattr__(self, "routes", tuple(self.routes))
         if not self.ranges:
             raise MultusConfigError("host-local IPAM needs at least one IpRange(subnet=...)")
-        for a_i, a in enumerate(self.ranges):
-            for b in self.ranges[a_i + 1:]:
-                if ipaddress.ip_network(a.subnet).overlaps(ipaddress.ip_network(b.subnet)):
-                    raise MultusConfigError(f"host-local ranges {a.subnet} and {b.subnet} overlap")
+        clash = validate.overlap(ipaddress.ip_network(r.subnet) for r in self.ranges)
+        if clash:
+            raise MultusConfigError(f"host-local ranges {clash[0]} and {clash[1]} overlap")
 
     def families(self) -> set[int]:
         return {r.version for r in self.ranges}
@@ -272,9 +234,9 @@ class StaticAddress:
 
     def __post_init__(self) -> None:
         _check_fields(self)
-        iface = _interface(self.address, "static address")
+        iface = validate.interface(self.address, "static address", MultusConfigError)
         if self.gateway is not None:
-            gw = _address(self.gateway, "static gateway")
+            gw = validate.address(self.gateway, "static gateway", MultusConfigError)
             if gw.version != iface.version:
                 raise MultusConfigError(f"static gateway {self.gateway} is not of the family of {self.address}")
 
@@ -381,11 +343,6 @@ class MacvlanMode(enum.Enum):
     PASSTHRU = "passthru"
 
 
-#: The enum of a link's modes. An alias: inside the interface classes ``type`` is the CNI type property, which
-#: ``typing.get_type_hints`` would find first when it evaluates ``type[...]`` in their annotations.
-_ModeClass = type[enum.Enum]
-
-
 def _check_mtu(mtu: int | None) -> None:
     if mtu is not None and not (68 <= mtu <= 9001):
         raise MultusConfigError(f"mtu {mtu} is out of range: IPv4 needs at least 68 and EC2 allows at most 9001")
@@ -411,7 +368,6 @@ class _LinkOnMaster(Interface):
     plugin: str
     _kind: ClassVar[str]
     _eksnet_type: ClassVar[str]
-    _modes: ClassVar[_ModeClass]
 
     def __post_init__(self) -> None:
         _check_fields(self)
@@ -419,9 +375,6 @@ class _LinkOnMaster(Interface):
         _check_mtu(self.mtu)
         if self.plugin not in (self._kind, self._eksnet_type):
             raise MultusConfigError(f"{self._kind} plugin {self.plugin!r}: use {self._kind!r} or {self._eksnet_type!r}")
-        if not isinstance(self.mode, self._modes):
-            choices = ", ".join(f"{self._modes.__name__}.{m.name}" for m in self._modes)
-            raise MultusConfigError(f"{self._kind} mode {self.mode!r}: use one of {choices}")
 
     @property
     def type(self) -> str:  # type: ignore[override]
@@ -448,7 +401,6 @@ class Ipvlan(_LinkOnMaster):
     plugin: str = "ipvlan"
     _kind: ClassVar[str] = "ipvlan"
     _eksnet_type: ClassVar[str] = EKSNET_IPVLAN_TYPE
-    _modes: ClassVar[_ModeClass] = IpvlanMode
 
 
 @dataclass(frozen=True)
@@ -463,7 +415,6 @@ class Macvlan(_LinkOnMaster):
     plugin: str = "macvlan"
     _kind: ClassVar[str] = "macvlan"
     _eksnet_type: ClassVar[str] = EKSNET_MACVLAN_TYPE
-    _modes: ClassVar[_ModeClass] = MacvlanMode
 
     @property
     def ipam_required(self) -> bool:  # type: ignore[override]
@@ -492,12 +443,12 @@ class HostDevice(Interface):
             )
         if self.device is not None:
             check_ifname(self.device, "host-device device")
-        if self.hwaddr is not None and not _MAC.match(self.hwaddr):
-            raise MultusConfigError(f"host-device hwaddr {self.hwaddr!r} is not a MAC such as 0a:1b:2c:3d:4e:5f")
+        if self.hwaddr is not None:
+            validate.mac_address(self.hwaddr, "host-device hwaddr", MultusConfigError)
         if self.kernelpath is not None and not self.kernelpath.startswith("/sys/"):
             raise MultusConfigError(f"host-device kernelpath {self.kernelpath!r} must be a /sys/... device path")
-        if self.pci_bus_id is not None and not _PCI_ADDRESS.match(self.pci_bus_id):
-            raise MultusConfigError(f"host-device pci_bus_id {self.pci_bus_id!r} is not like 0000:00:06.0")
+        if self.pci_bus_id is not None:
+            validate.pci_address(self.pci_bus_id, "host-device pci_bus_id", MultusConfigError)
 
     def render(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "host-device"}
@@ -535,8 +486,6 @@ class NetworkAttachmentDefinition:
         check_k8s_name(self.name, "NetworkAttachmentDefinition name")
         if self.namespace is not None:
             check_namespace(self.namespace)
-        if not isinstance(self.cni_version, CniVersion):
-            raise MultusConfigError(f"cni_version {self.cni_version!r}: use a CniVersion such as CniVersion.V1_0_0")
         if not isinstance(self.interface, Interface):
             raise MultusConfigError("interface must be Ipvlan(...), Macvlan(...) or HostDevice(...)")
         if self.ipam is not None and not isinstance(self.ipam, Ipam):
@@ -559,7 +508,7 @@ class NetworkAttachmentDefinition:
             )
         if self.network_name is not None:
             check_k8s_name(self.network_name, "CNI network name")
-        object.__setattr__(self, "labels", tuple(sorted(dict(self.labels).items())))
+        object.__setattr__(self, "labels", tuple(sorted(validate.labels(self.labels, error=MultusConfigError).items())))
 
     @property
     def all_capabilities(self) -> tuple[str, ...]:

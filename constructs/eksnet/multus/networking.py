@@ -33,7 +33,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import custom_resources as cr
 
 from constructs import Construct
-from eksnet import nag, typecheck
+from eksnet import nag, typecheck, validate
 from eksnet.multus.eni import MultusEniAttacher
 from eksnet.multus.install import MultusInstall
 from eksnet.multus.nad import (
@@ -106,8 +106,6 @@ class MultusInterface:
         object.__setattr__(self, "ipv4_subnets", tuple(self.ipv4_subnets))
         if self.ipv4_subnets and self.ipv4_supernet:
             raise MultusConfigError("MultusInterface: give ipv4_subnets (one per zone) or ipv4_supernet, not both")
-        if not isinstance(self.mode, AddressMode):
-            raise MultusConfigError(f"MultusInterface.mode {self.mode!r}: use AddressMode.PREFIX or AddressMode.PER_IP")
         for what in ("ipv4_prefixes", "ipv6_prefixes"):
             value = getattr(self, what)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_PREFIXES:
@@ -128,10 +126,7 @@ class MultusInterface:
         """This interface's subnet of each zone (only when it names its own)."""
         if self.ipv4_subnets:
             return self.ipv4_subnets
-        try:
-            net = ipaddress.IPv4Network(self.ipv4_supernet)
-        except ValueError as e:
-            raise MultusConfigError(f"MultusInterface.ipv4_supernet {self.ipv4_supernet!r}: {e}") from e
+        net = validate.ipv4_network(self.ipv4_supernet, "MultusInterface.ipv4_supernet", error=MultusConfigError)
         bits = (zones - 1).bit_length()
         if net.prefixlen + bits > 28:
             raise MultusConfigError(f"MultusInterface.ipv4_supernet {net} is too small for {zones} zones: subnets "

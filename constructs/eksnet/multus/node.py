@@ -118,8 +118,6 @@ class MultusInterfaces:
             )
         if self.name_prefix in ("eth", "ens", "enp", "lo"):
             raise ValueError(f"name_prefix {self.name_prefix!r} collides with the names the kernel and udev give")
-        if not isinstance(self.rp_filter, RpFilter):
-            raise ValueError("rp_filter must be an RpFilter (OFF, STRICT or LOOSE)")
         if not 0 <= self.wait_seconds <= 3600:
             raise ValueError(f"wait_seconds {self.wait_seconds} must be between 0 and 3600")
         for what in ("ipv4_prefix_count", "ipv6_prefix_count"):

@@ -40,7 +40,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 
 from constructs import Construct
-from eksnet import nag, typecheck
+from eksnet import nag, typecheck, validate
 from eksnet.cidr_reservation import CidrReservationType, SubnetCidrReservation
 from eksnet.multus.nad import EksnetIpam, MultusTypeError, Route, _check_fields
 
@@ -104,15 +104,8 @@ def plan_ranges(ranges: PerIpRanges, subnets: Mapping[str, ipaddress.IPv4Network
         if zone not in ranges.ipv4:
             raise ValueError(f"per-IP ranges have no range for zone {zone}: nodes there could not start per-IP "
                              f"pods; add a CIDR inside its Multus subnet {subnet}")
-        text = ranges.ipv4[zone]
-        try:
-            cidr = ipaddress.ip_network(text, strict=True)
-        except ValueError as e:
-            raise ValueError(f"per-IP range {text!r} of zone {zone} is not a network address such as "
-                             f"192.168.96.32/27: {e}") from e
-        if cidr.version != 4:
-            raise ValueError(f"per-IP range {text} of zone {zone} must be IPv4")
-        if not cidr.subnet_of(subnet):
+        cidr = validate.ipv4_network(ranges.ipv4[zone], f"per-IP range of zone {zone}")
+        if not validate.inside(cidr, subnet):
             raise ValueError(f"per-IP range {cidr} of zone {zone} is outside its Multus subnet {subnet}: "
                              f"choose a block inside it")
         aws = [a for a in _aws_reserved(subnet) if a in cidr]
@@ -127,11 +120,11 @@ def plan_ranges(ranges: PerIpRanges, subnets: Mapping[str, ipaddress.IPv4Network
                                  f"choose a block outside it or shorten the prefix reservation")
         planned[zone] = cidr
     everything = [(f"zone {z}", c) for z, c in planned.items()] + [("another interface", c) for c in taken]
-    for i, (what_a, a) in enumerate(everything):
-        for what_b, b in everything[i + 1:]:
-            if a.overlaps(b):
-                raise ValueError(f"per-IP range {a} of {what_a} overlaps range {b} of {what_b}: every range needs "
-                                 f"addresses of its own")
+    clash = validate.overlap(c for _, c in everything)
+    if clash:
+        (what_a, a), (what_b, b) = (next((w, c) for w, c in everything if c is net) for net in clash)
+        raise ValueError(f"per-IP range {a} of {what_a} overlaps range {b} of {what_b}: every range needs "
+                         f"addresses of its own")
     return planned
 
 
