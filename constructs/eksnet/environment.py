@@ -15,7 +15,6 @@ from eksnet import typecheck, validate
 from eksnet.function_logs import function_logs
 from eksnet.stack_pass import StackPass
 
-
 # The regions eksnet is built and tested for (README "Regions"): the default app synthesizes and passes
 # cfn-lint in each, in that region.
 SUPPORTED_REGIONS: tuple[str, ...] = ("eu-central-1", "us-east-1", "us-west-2", "eu-west-1")
