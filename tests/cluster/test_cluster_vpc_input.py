@@ -15,9 +15,10 @@ import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from eksnet.cluster import EksCluster, NodeGroupSpec
-from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.environment import EksnetStack
 from eksnet.vpc import EksVpc, PodIpv4Egress
 from support.cfn import props
+from support.envs import deploy_env
 
 ZONES = ["eu-central-1a", "eu-central-1b"]
 
@@ -32,16 +33,16 @@ def world(tmp_path_factory):
     app = cdk.App(outdir=str(out))
     stacks, clusters, vpcs = {}, {}, {}
 
-    stack = stacks["eksvpc"] = EksnetStack(app, "OnEksVpc", deploy_env=DeployEnv())
+    stack = stacks["eksvpc"] = EksnetStack(app, "OnEksVpc", deploy_env=deploy_env())
     vpcs["eksvpc"] = EksVpc(stack, "Vpc", pod_ipv4_egress=PodIpv4Egress.NAT64, cluster_names=["a"], flow_logs=False)
     clusters["eksvpc"] = EksCluster(stack, "C", vpc=vpcs["eksvpc"], cluster_name="a", ip_family=eks.IpFamily.IP_V6,
                                     nodegroups=[NodeGroupSpec("ng")])
 
-    stack = stacks["vpc"] = EksnetStack(app, "OnVpc", deploy_env=DeployEnv())
+    stack = stacks["vpc"] = EksnetStack(app, "OnVpc", deploy_env=deploy_env())
     vpcs["vpc"] = ec2.Vpc(stack, "Vpc", ip_protocol=ec2.IpProtocol.DUAL_STACK, max_azs=2, nat_gateways=1)
     clusters["vpc"] = EksCluster(stack, "C", vpc=vpcs["vpc"], cluster_name="b", nodegroups=[NodeGroupSpec("ng")])
 
-    stack = stacks["imported"] = EksnetStack(app, "OnImported", deploy_env=DeployEnv())
+    stack = stacks["imported"] = EksnetStack(app, "OnImported", deploy_env=deploy_env())
     vpcs["imported"] = _imported(stack, private_subnet_ids=["subnet-p1", "subnet-p2"],
                                  public_subnet_ids=["subnet-u1", "subnet-u2"])
     clusters["imported"] = EksCluster(stack, "C", vpc=vpcs["imported"], cluster_name="c",
@@ -98,7 +99,7 @@ def test_an_imported_vpc_counts_as_ipv4_only_unless_declared(world):
 
 
 def test_an_imported_vpc_without_private_subnets_is_refused_before_anything_is_made():
-    stack = EksnetStack(cdk.App(), "S", deploy_env=DeployEnv())
+    stack = EksnetStack(cdk.App(), "S", deploy_env=deploy_env())
     vpc = _imported(stack, public_subnet_ids=["subnet-u1", "subnet-u2"])
     with pytest.raises(ValueError, match="has no private subnets.*private_subnet_ids"):
         EksCluster(stack, "C", vpc=vpc, cluster_name="c")
@@ -106,6 +107,6 @@ def test_an_imported_vpc_without_private_subnets_is_refused_before_anything_is_m
 
 
 def test_something_that_is_no_vpc_is_a_type_error_naming_what_is_accepted():
-    stack = EksnetStack(cdk.App(), "S", deploy_env=DeployEnv())
+    stack = EksnetStack(cdk.App(), "S", deploy_env=deploy_env())
     with pytest.raises(TypeError, match=r"EksCluster.vpc must be ec2.IVpc or EksVpc, got 'vpc-0123' \(str\)"):
         EksCluster(stack, "C", vpc="vpc-0123", cluster_name="c")

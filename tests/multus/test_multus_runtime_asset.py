@@ -8,8 +8,9 @@ from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
-from eksnet.environment import DeployEnv, EksnetStack
+from eksnet.environment import EksnetStack
 from eksnet.multus import NodeRuntimeAsset
+from support.envs import deploy_env
 
 from node_runtime import install
 
@@ -71,7 +72,7 @@ def test_bundle_holds_exactly_the_fingerprinted_files(packages, tmp_path):
 
 
 def _asset(app: cdk.App, id: str) -> NodeRuntimeAsset:
-    return NodeRuntimeAsset(EksnetStack(app, id, deploy_env=DeployEnv()), "Runtime")
+    return NodeRuntimeAsset(EksnetStack(app, id, deploy_env=deploy_env()), "Runtime")
 
 
 def test_asset_is_staged_where_aws_cdk_lib_looks_for_its_hash(tmp_path):
