@@ -418,13 +418,42 @@ def serve():
     import logging
     import socket
 
-    from moto.server import ThreadedMotoServer
-
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     install()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = _one_request_at_a_time()(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     return server, f"http://127.0.0.1:{port}"
+
+
+def _one_request_at_a_time():
+    """moto's threaded server, answering one request at a time.
+
+    moto's backends are plain Python objects without locks: concurrent requests (the reconciler's thread pool)
+    can race inside them (``RuntimeError: dictionary changed size during iteration`` in a describe while another
+    request creates). AWS serves concurrent calls consistently; the double does so by serializing them, each
+    answer produced whole under one lock.
+    """
+    import threading
+
+    from moto.moto_server import threaded_moto_server as tms
+    from werkzeug.serving import make_server
+
+    lock = threading.Lock()
+
+    class SerialMotoServer(tms.ThreadedMotoServer):
+        def _server_entry(self) -> None:  # moto's own, with the application wrapped
+            app = tms.DomainDispatcherApplication(tms.create_backend_app)
+
+            def serial(environ, start_response):
+                with lock:
+                    return [b"".join(app(environ, start_response))]
+
+            self._server = make_server(self._ip_address, self._port, serial, True,
+                                       request_handler=tms.MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return SerialMotoServer
