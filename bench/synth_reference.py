@@ -41,7 +41,8 @@ def vpc(stack: cdk.Stack, cidr: str, *, multus: bool = False, ipv6_only_private:
         ec2.SubnetConfiguration(name="Private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=19),
     ]
     if multus:
-        subnets.append(ec2.SubnetConfiguration(name="Multus", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED,
+        # Routed like the private tier (NAT, EIGW), as eksnet's Multus subnets are.
+        subnets.append(ec2.SubnetConfiguration(name="Multus", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
                                                cidr_mask=21))
     v = ec2.Vpc(stack, "Vpc", ip_addresses=ec2.IpAddresses.cidr(cidr), ip_protocol=ec2.IpProtocol.DUAL_STACK,
                 max_azs=3, nat_gateways=1, subnet_configuration=subnets)
