@@ -7,7 +7,7 @@ list it in us-east-1 and us-west-2 and a few isolated partitions only, and a dep
 eu-central-1 fails. The EC2 API (``CreateSubnetCidrReservation``) exists everywhere, so elsewhere the same
 reservation is a custom resource (aws-cdk-lib's ``AwsCustomResource``) that creates it on stack create,
 replaces it when its properties change and deletes it on stack delete; its IAM allows only those two actions,
-and only on the one subnet.
+and only on the reserved subnets (one policy per stack, a statement per subnet).
 
 ``SubnetCidrReservation(scope, id, subnet=..., cidr=..., reservation_type=...)`` picks by the stack's region;
 ``reservation_id`` is the reservation's id either way. ``CFN_TYPE_REGIONS`` is the table it reads
@@ -101,6 +101,15 @@ class SubnetCidrReservation(Construct):
             output_paths=["SubnetCidrReservation.SubnetCidrReservationId"],
         )
         subnet_arn = stack.format_arn(service="ec2", resource="subnet", resource_name=subnet.subnet_id)
+        statement = iam.PolicyStatement(
+            actions=["ec2:CreateSubnetCidrReservation", "ec2:DeleteSubnetCidrReservation"], resources=[subnet_arn])
+        # aws-cdk-lib's AwsCustomResource function and its role are one per stack (a singleton), so a policy per
+        # reservation would grant nothing more precisely than one policy for all: the stack's first reservation
+        # makes it, the others add their subnet's statement to it and depend on it. One policy instead of one per
+        # reservation (each costs synth time in aws-cdk-lib's template validation, and an IAM call at deploy).
+        first = stack.node.try_find_child(_FIRST_POLICY_MARK)
+        access = ({"policy": cr.AwsCustomResourcePolicy.from_statements([statement])} if first is None
+                  else {"role": first.role})
         res = cr.AwsCustomResource(
             self, "Resource",
             resource_type="Custom::SubnetCidrReservation",
@@ -112,19 +121,31 @@ class SubnetCidrReservation(Construct):
                 service="EC2", action="deleteSubnetCidrReservation",
                 parameters={"SubnetCidrReservationId": cr.PhysicalResourceIdReference()},
             ),
-            policy=cr.AwsCustomResourcePolicy.from_statements([
-                iam.PolicyStatement(
-                    actions=["ec2:CreateSubnetCidrReservation", "ec2:DeleteSubnetCidrReservation"],
-                    resources=[subnet_arn],
-                ),
-            ]),
+            **access,
             # The Lambda runtime's AWS SDK has had these calls since 2021: no download from npm at deploy time.
             install_latest_aws_sdk=False,
             log_group=_provider_log_group(stack),
         )
+        if first is None:
+            _FirstPolicy(stack, res)
+        else:
+            first.policy.add_statements(statement)
+            res.node.add_dependency(first.policy)  # the function may call EC2 only once its role allows it
         self.resource = res
         self.reservation_id = res.get_response_field("SubnetCidrReservation.SubnetCidrReservationId")
         nag.acknowledge_custom_resource_provider(stack)
+
+
+_FIRST_POLICY_MARK = "SubnetCidrReservationAccess"
+
+
+class _FirstPolicy(Construct):
+    """Marks the stack's reservation policy (the first reservation's) and the AwsCustomResource function's role."""
+
+    def __init__(self, stack: cdk.Stack, first: cr.AwsCustomResource) -> None:
+        super().__init__(stack, _FIRST_POLICY_MARK)
+        self.policy: iam.Policy = first.node.find_child("CustomResourcePolicy")  # type: ignore[assignment]
+        self.role: iam.IRole = first.grant_principal  # type: ignore[assignment]
 
 
 def _provider_log_group(stack: cdk.Stack) -> logs.ILogGroup:

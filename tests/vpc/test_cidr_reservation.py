@@ -85,6 +85,15 @@ def test_the_custom_resource_may_call_only_the_two_actions_on_its_own_subnet(by_
         assert ":subnet/" in parts[-2] and ref_id(parts[-1]) in subnet_ids
 
 
+def test_the_stacks_reservations_share_one_policy_and_wait_for_it(by_region):
+    # One function and role per stack (aws-cdk-lib's singleton): one policy for every reservation, not one each.
+    template, _ = by_region["eu-central-1"]
+    [policy] = resources(template, "AWS::IAM::Policy")
+    reservations = resources(template, "Custom::SubnetCidrReservation")
+    assert len(reservations) == 2
+    assert all(policy in r["DependsOn"] for r in reservations.values())
+
+
 def test_the_custom_resource_function_logs_with_a_retention(by_region):
     template, _ = by_region["eu-central-1"]
     (fn,) = [p for _, p in props(template, "AWS::Lambda::Function")]
