@@ -1,7 +1,8 @@
 """`make bench`: run every benchmark module, print one table, write bench/results/<name>.json.
 
 A benchmark is a module ``bench/bench_<name>.py`` with ``run() -> dict`` returning
-``{"metrics": [{"metric", "unit", "ours", "reference", "ratio", ...}], ...raw figures}``.
+``{"metrics": [{"metric", "unit", "ours", "reference", "ratio", "goal"?, ...}], ...raw figures}`` (``goal``: the
+highest ratio the project aims at, printed with whether this run met it).
 ``python -m bench NAME...`` runs only the named ones.
 """
 
@@ -30,6 +31,14 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _goal(m: dict) -> str:
+    """A metric's goal for its ratio, if it has one (``"goal": 1.2`` means at most 1.2x), and whether it is met."""
+    goal, ratio = m.get("goal"), m.get("ratio")
+    if goal is None or ratio is None:
+        return ""
+    return f"<= {goal}x: {'met' if ratio <= goal else 'NOT met'}"
+
+
 def main(argv: list[str]) -> int:
     names = argv or _discover()
     RESULTS.mkdir(exist_ok=True)
@@ -48,8 +57,8 @@ def main(argv: list[str]) -> int:
         (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, sort_keys=True))
         for m in result.get("metrics", []):
             rows.append((name, m["metric"], m.get("unit", ""), _fmt(m.get("ours")), _fmt(m.get("reference")),
-                         _fmt(m.get("ratio"))))
-    header = ("benchmark", "metric", "unit", "eksnet", "reference", "ratio")
+                         _fmt(m.get("ratio")), _goal(m)))
+    header = ("benchmark", "metric", "unit", "eksnet", "reference", "ratio", "goal")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
