@@ -63,6 +63,9 @@ from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult, EmptyResult
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.responses.elastic_network_interfaces import ElasticNetworkInterfaces
+from moto.moto_server import threaded_moto_server
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from werkzeug.serving import make_server
 
 DEFAULT_ACCOUNT = "123456789012"
 _LOCK = threading.RLock()
@@ -423,37 +426,29 @@ def serve():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = _one_request_at_a_time()(ip_address="127.0.0.1", port=port, verbose=False)
+    server = _SerialMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     return server, f"http://127.0.0.1:{port}"
 
 
-def _one_request_at_a_time():
-    """moto's threaded server, answering one request at a time.
+# moto's backends are process-wide Python objects without locks: concurrent requests (the reconciler's thread
+# pool) can race inside them (``RuntimeError: dictionary changed size during iteration`` in a describe while
+# another request creates). AWS serves concurrent calls consistently; the double does so by answering one request
+# at a time, each answer produced whole under this lock, shared by every server of the process as the backends are.
+_ONE_REQUEST_AT_A_TIME = threading.Lock()
 
-    moto's backends are plain Python objects without locks: concurrent requests (the reconciler's thread pool)
-    can race inside them (``RuntimeError: dictionary changed size during iteration`` in a describe while another
-    request creates). AWS serves concurrent calls consistently; the double does so by serializing them, each
-    answer produced whole under one lock.
-    """
-    import threading
 
-    from moto.moto_server import threaded_moto_server as tms
-    from werkzeug.serving import make_server
+class _SerialMotoServer(ThreadedMotoServer):
+    """moto's threaded server, answering one request at a time (``_ONE_REQUEST_AT_A_TIME``)."""
 
-    lock = threading.Lock()
+    def _server_entry(self) -> None:  # moto's own, with the application wrapped
+        app = threaded_moto_server.DomainDispatcherApplication(threaded_moto_server.create_backend_app)
 
-    class SerialMotoServer(tms.ThreadedMotoServer):
-        def _server_entry(self) -> None:  # moto's own, with the application wrapped
-            app = tms.DomainDispatcherApplication(tms.create_backend_app)
+        def serial(environ, start_response):
+            with _ONE_REQUEST_AT_A_TIME:
+                return [b"".join(app(environ, start_response))]
 
-            def serial(environ, start_response):
-                with lock:
-                    return [b"".join(app(environ, start_response))]
-
-            self._server = make_server(self._ip_address, self._port, serial, True,
-                                       request_handler=tms.MotoRequestHandler)
-            self._server_ready_event.set()
-            self._server.serve_forever()
-
-    return SerialMotoServer
+        self._server = make_server(self._ip_address, self._port, serial, True,
+                                   request_handler=threaded_moto_server.MotoRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
