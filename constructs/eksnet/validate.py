@@ -39,10 +39,15 @@ _QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _PORT_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 
 
+def _matches(value: object, pattern: re.Pattern[str], max_len: int | None = None) -> bool:
+    """Whether ``value`` is a string of at most ``max_len`` characters that ``pattern`` matches whole."""
+    return isinstance(value, str) and (max_len is None or len(value) <= max_len) and bool(pattern.fullmatch(value))
+
+
 def dns1123_label(value: object, what: str, error: Error = ValueError) -> str:
     """A DNS-1123 label (Kubernetes ``IsDNS1123Label``; RFC 1123): 1-63 lower-case letters, digits and '-',
     starting and ending with a letter or digit. Namespace names are labels."""
-    if not isinstance(value, str) or len(value) > DNS1123_LABEL_MAX or not _DNS1123_LABEL.fullmatch(value):
+    if not _matches(value, _DNS1123_LABEL, DNS1123_LABEL_MAX):
         raise error(f"{what} must be a DNS-1123 label (1-63 lower-case letters, digits and '-', starting and "
                     f"ending with a letter or digit), got {value!r}")
     return value
@@ -52,7 +57,7 @@ def dns1123_subdomain(value: object, what: str, error: Error = ValueError) -> st
     """A DNS-1123 subdomain (Kubernetes ``IsDNS1123Subdomain``): DNS-1123 labels joined by '.', at most 253
     characters. The names of most Kubernetes objects (NetworkPolicy, NetworkAttachmentDefinition, custom
     resources) are subdomains."""
-    if not isinstance(value, str) or len(value) > DNS1123_SUBDOMAIN_MAX or not _DNS1123_SUBDOMAIN.fullmatch(value):
+    if not _matches(value, _DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX):
         raise error(f"{what} must be a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', each "
                     f"dot-separated part starting and ending with a letter or digit, at most 253 characters), "
                     f"got {value!r}")
@@ -71,7 +76,7 @@ def label_key(key: object, what: str = "label key", error: Error = ValueError) -
     if len(parts) == 2:
         dns1123_subdomain(parts[0], f"the prefix of {what} {key!r}", error)
     name = parts[-1]
-    if len(name) > LABEL_NAME_MAX or not _QUALIFIED_NAME.fullmatch(name):
+    if not _matches(name, _QUALIFIED_NAME, LABEL_NAME_MAX):
         raise error(f"{what} {key!r}: the name part must be 1-63 characters of letters, digits, '-', '_' or '.', "
                     "starting and ending with a letter or digit")
     return key
@@ -80,7 +85,7 @@ def label_key(key: object, what: str = "label key", error: Error = ValueError) -
 def label_value(value: object, what: str, error: Error = ValueError) -> str:
     """A label value (Kubernetes ``IsValidLabelValue``): empty, or 1-63 letters, digits, '-', '_' and '.',
     starting and ending with a letter or digit."""
-    if not isinstance(value, str) or len(value) > LABEL_NAME_MAX or (value and not _QUALIFIED_NAME.fullmatch(value)):
+    if not (value == "" or _matches(value, _QUALIFIED_NAME, LABEL_NAME_MAX)):
         raise error(f"{what}: a label value must be at most 63 characters of letters, digits, '-', '_' or '.', "
                     f"starting and ending with a letter or digit (or empty), got {value!r}")
     return value
@@ -98,7 +103,7 @@ def labels(mapping: object, what: str = "label", error: Error = ValueError) -> d
 def port_name(value: object, what: str = "named port", error: Error = ValueError) -> str:
     """A container port name (Kubernetes ``IsValidPortName``, an IANA service name per RFC 6335 5.1): 1-15
     lower-case letters, digits and '-', at least one letter, no '--', not starting or ending with '-'."""
-    if (not isinstance(value, str) or len(value) > PORT_NAME_MAX or not _PORT_NAME.fullmatch(value)
+    if (not _matches(value, _PORT_NAME, PORT_NAME_MAX)
             or "--" in value or not any("a" <= c <= "z" for c in value)):
         raise error(f"{what} {value!r} must be an IANA service name: at most 15 lower-case letters, digits and "
                     "single '-' (not first or last), with at least one letter")
@@ -116,7 +121,7 @@ _ACCOUNT = re.compile(r"\d{12}")
 def eks_cluster_name(value: object, what: str = "cluster_name", error: Error = ValueError) -> str:
     """An EKS cluster name (EKS ``CreateCluster``): 1-100 letters, digits, '-' and '_', starting with a letter
     or digit (case-sensitive)."""
-    if not isinstance(value, str) or len(value) > 100 or not _EKS_NAME.fullmatch(value):
+    if not _matches(value, _EKS_NAME, 100):
         raise error(f"{what} must be an EKS cluster name (1-100 letters, digits, '-' and '_', starting with a "
                     f"letter or digit), got {value!r}")
     return value
@@ -125,7 +130,7 @@ def eks_cluster_name(value: object, what: str = "cluster_name", error: Error = V
 def eks_nodegroup_name(value: object, what: str = "nodegroup name", error: Error = ValueError) -> str:
     """An EKS managed node group name (EKS ``CreateNodegroup``): 1-63 letters, digits, '-' and '_', starting
     with a letter or digit."""
-    if not isinstance(value, str) or len(value) > 63 or not _EKS_NAME.fullmatch(value):
+    if not _matches(value, _EKS_NAME, 63):
         raise error(f"{what} must be an EKS node group name (1-63 letters, digits, '-' and '_', starting with a "
                     f"letter or digit), got {value!r}")
     return value
@@ -133,21 +138,21 @@ def eks_nodegroup_name(value: object, what: str = "nodegroup name", error: Error
 
 def region(value: object, what: str = "region", error: Error = ValueError) -> str:
     """An AWS region name such as ``eu-central-1`` or ``us-gov-west-1``."""
-    if not isinstance(value, str) or not _REGION.fullmatch(value):
+    if not _matches(value, _REGION):
         raise error(f"{what} must be a region name such as eu-central-1, got {value!r}")
     return value
 
 
 def availability_zone(value: object, what: str = "availability zone", error: Error = ValueError) -> str:
     """An availability zone name: a region name and a letter, such as ``eu-central-1a``."""
-    if not isinstance(value, str) or not _ZONE.fullmatch(value):
+    if not _matches(value, _ZONE):
         raise error(f"{what} must be an availability zone name such as eu-central-1a, got {value!r}")
     return value
 
 
 def account_id(value: object, what: str = "account", error: Error = ValueError) -> str:
     """An AWS account id: 12 digits."""
-    if not isinstance(value, str) or not _ACCOUNT.fullmatch(value):
+    if not _matches(value, _ACCOUNT):
         raise error(f"{what} must be a 12-digit AWS account id, got {value!r}")
     return value
 
@@ -160,14 +165,14 @@ _PCI_ADDRESS = re.compile(r"[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]"
 
 def mac_address(value: object, what: str = "MAC address", error: Error = ValueError) -> str:
     """An Ethernet MAC address, six ':'-separated hex pairs such as ``0a:1b:2c:3d:4e:5f``."""
-    if not isinstance(value, str) or not _MAC.fullmatch(value):
+    if not _matches(value, _MAC):
         raise error(f"{what} {value!r} is not a MAC address like 0a:1b:2c:3d:4e:5f")
     return value
 
 
 def pci_address(value: object, what: str = "PCI address", error: Error = ValueError) -> str:
     """A PCI address ``domain:bus:device.function`` such as ``0000:00:06.0``."""
-    if not isinstance(value, str) or not _PCI_ADDRESS.fullmatch(value):
+    if not _matches(value, _PCI_ADDRESS):
         raise error(f"{what} {value!r} is not a PCI address like 0000:00:06.0")
     return value
 
