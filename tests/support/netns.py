@@ -50,18 +50,19 @@ def daemon_bin(tmp_path_factory) -> Path:
     return install_bin(tmp_path_factory.mktemp("daemon-bin"))
 
 
-@pytest.fixture
-def daemon(tmp_path, cni_bin):
-    d = Daemon(tmp_path / "ipamd", cni_bin)
+def _running_daemon(base: Path, bin_dir: Path):
+    d = Daemon(base, bin_dir)
     d.start()
     yield d
     d.stop()
+
+
+@pytest.fixture
+def daemon(tmp_path, cni_bin):
+    yield from _running_daemon(tmp_path / "ipamd", cni_bin)
 
 
 @pytest.fixture
 def socket_daemon(tmp_path, daemon_bin):
     """A daemon for tests that speak to its socket directly (not through an executable)."""
-    d = Daemon(tmp_path / "ipamd", daemon_bin)
-    d.start()
-    yield d
-    d.stop()
+    yield from _running_daemon(tmp_path / "ipamd", daemon_bin)
