@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import zipfile
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -75,24 +77,58 @@ def _asset(app: cdk.App, id: str) -> NodeRuntimeAsset:
     return NodeRuntimeAsset(EksnetStack(app, id, deploy_env=deploy_env()), "Runtime")
 
 
+def test_zip_holds_the_same_files_as_the_bundle_with_their_modes(packages, tmp_path):
+    (packages["node_runtime"] / "__pycache__").mkdir()
+    (packages["node_runtime"] / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    os.chmod(packages["pyroute2"] / "sub" / "mod.py", 0o755)
+    with zipfile.ZipFile(install.bundle_zip(str(tmp_path / "b.zip"))) as z:
+        modes = {i.filename: i.external_attr >> 16 for i in z.infolist()}
+        assert z.read("pyroute2/sub/mod.py") == b"X = 1\n"
+    out = install.bundle(str(tmp_path / "bundle"))
+    assert sorted(modes) == sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert modes["pyroute2/sub/mod.py"] == 0o755 and modes["node_runtime/__init__.py"] == 0o644
+
+
+def test_zip_of_the_same_sources_is_the_same_bytes(packages, tmp_path):
+    first = install.bundle_zip(str(tmp_path / "1.zip")).read_bytes()
+    os.utime(packages["node_runtime"] / "__init__.py", (1, 1))
+    assert install.bundle_zip(str(tmp_path / "2.zip")).read_bytes() == first
+
+
+def _asset(app: cdk.App, id: str) -> NodeRuntimeAsset:
+    return NodeRuntimeAsset(EksnetStack(app, id, deploy_env=deploy_env()), "Runtime")
+
+
+def _staged(outdir: Path, asset: NodeRuntimeAsset) -> Path:
+    return outdir / f"asset.{asset.asset.asset_hash}.zip"
+
+
 def test_asset_is_staged_where_aws_cdk_lib_looks_for_its_hash(tmp_path):
     asset = _asset(cdk.App(outdir=str(tmp_path)), "One")
-    staged = tmp_path / f"asset.{asset.asset.asset_hash}"
     assert asset.asset.asset_hash == hashlib.sha256(install.bundle_fingerprint().encode()).hexdigest()
-    assert (staged / "node_runtime" / "install.py").is_file()
-    assert (staged / "pyroute2" / "__init__.py").is_file()
+    names = zipfile.ZipFile(_staged(tmp_path, asset)).namelist()
+    assert "node_runtime/install.py" in names and "pyroute2/__init__.py" in names
+
+
+def test_aws_cdk_lib_makes_no_second_copy_of_the_bundle(tmp_path):
+    app = cdk.App(outdir=str(tmp_path))
+    asset = _asset(app, "One")
+    app.synth()
+    staged = [p.name for p in tmp_path.iterdir() if p.name.startswith("asset.")]
+    assert staged == [_staged(tmp_path, asset).name]
+    manifest = json.loads((tmp_path / "One.assets.json").read_text())
+    sources = [f["source"] for f in manifest["files"].values()]
+    assert {"path": _staged(tmp_path, asset).name, "packaging": "file"} in sources
 
 
 def test_second_asset_in_the_same_assembly_reuses_the_staged_bundle(tmp_path):
     first = _asset(cdk.App(outdir=str(tmp_path)), "One")
-    staged = tmp_path / f"asset.{first.asset.asset_hash}"
-    marker = staged / "node_runtime" / "install.py"
-    inode = marker.stat().st_ino
+    inode = _staged(tmp_path, first).stat().st_ino
     second = _asset(cdk.App(outdir=str(tmp_path)), "Two")
     assert second.asset.asset_hash == first.asset.asset_hash
-    assert marker.stat().st_ino == inode
+    assert _staged(tmp_path, second).stat().st_ino == inode
 
 
-def test_staging_leaves_no_work_directory_behind(tmp_path):
+def test_staging_leaves_no_temporary_file_behind(tmp_path):
     _asset(cdk.App(outdir=str(tmp_path)), "One")
-    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".eksnet-node-runtime-")]
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name]

@@ -23,11 +23,8 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-import os
 import re
 import shlex
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,26 +158,17 @@ class MultusInterfaces:
 
 
 def _staged_runtime(asset_outdir: Path, fingerprint: str) -> Path:
-    """The bundle (``node_runtime`` + ``pyroute2``, made by the installer's own ``bundle``, which leaves
-    ``__pycache__``, ``*.pyc`` and ``node_runtime/lab.py`` (the local test harness: ``install.NOT_SHIPPED``) out)
-    where aws-cdk-lib stages an asset of this fingerprint: written once, on the first synth into this cloud
-    assembly, and then found there, neither copied nor hashed again."""
-    from node_runtime.install import bundle
+    """The bundle (``node_runtime`` + ``pyroute2``, the installer's own file set: no ``__pycache__``, ``*.pyc`` or
+    ``node_runtime/lab.py``, the local test harness: ``install.NOT_SHIPPED``) as one zip, at the very path where
+    aws-cdk-lib stages a file asset of this fingerprint (``asset.<hash>.zip``): written on the first synth into
+    this cloud assembly, then found there, neither copied nor hashed again. A zip, not a directory: aws-cdk-lib
+    would copy a directory asset to ``asset.<hash><extension of the source>`` beside it, a second copy."""
+    from node_runtime.install import bundle_zip
 
-    target = asset_outdir / f"asset.{hashlib.sha256(fingerprint.encode()).hexdigest()}"
-    if target.is_dir():
-        return target
-    asset_outdir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".eksnet-node-runtime-", dir=asset_outdir))
-    try:
-        staged = bundle(str(work / "bundle"))
-        try:
-            os.rename(staged, target)  # atomic: a concurrent synth into the same assembly finds all or nothing
-        except OSError:
-            if not target.is_dir():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    target = asset_outdir / f"asset.{hashlib.sha256(fingerprint.encode()).hexdigest()}.zip"
+    if not target.is_file():
+        asset_outdir.mkdir(parents=True, exist_ok=True)
+        bundle_zip(str(target))  # atomic: a concurrent synth into the same assembly finds all or nothing
     return target
 
 
