@@ -27,14 +27,24 @@ DEFAULT_RETENTION = logs.RetentionDays.ONE_MONTH
 _FUNCTION = "AWS::Lambda::Function"
 
 
+# Modules whose classes are never a function under another class: aws-cdk-lib's (each L1 class stands for one
+# resource type), the constructs library's and jsii's own proxies.
+_LIBRARY_MODULES = ("aws_cdk.", "constructs.", "jsii.")
+
+
 def _is_function(c: IConstruct) -> bool:
+    kind = type(c)
+    if kind is lambda_.CfnFunction:
+        return True
+    if kind is CfnResource:  # as CustomResourceProvider makes its handler
+        return c.cfn_resource_type == _FUNCTION
+    # Decided by the class's module first: isinstance against aws-cdk-lib's abstract classes walks their
+    # hundreds of subclasses for every new class, most of this pass's time.
+    if kind.__module__ == "constructs" or kind.__module__.startswith(_LIBRARY_MODULES):
+        return False
     if isinstance(c, lambda_.CfnFunction):
         return True
-    # aws-cdk-lib's other L1 classes each stand for one other resource type; only a plain CfnResource (as
-    # CustomResourceProvider makes its handler) or a user's own subclass can be a function under another class.
-    if not isinstance(c, CfnResource) or (type(c) is not CfnResource and type(c).__module__.startswith("aws_cdk")):
-        return False
-    return c.cfn_resource_type == _FUNCTION
+    return isinstance(c, CfnResource) and c.cfn_resource_type == _FUNCTION  # a user's own subclass
 
 
 def function_logs(retention: logs.RetentionDays = DEFAULT_RETENTION):

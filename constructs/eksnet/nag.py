@@ -61,22 +61,29 @@ def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
     on the same construct (the assembly would keep one, and a reader would not know which). The same reason
     again is a no-op (several constructs may acknowledge one shared construct, such as a stack's singleton).
     """
+    _acknowledge_all(construct, [rule], reason)
+
+
+def _acknowledge_all(construct: IConstruct, rules: Sequence[str], reason: str) -> None:
+    """``acknowledge`` for each of ``rules`` with one ``reason``, in one call to aws-cdk-lib."""
     import aws_cdk as cdk
 
     if isinstance(construct, cdk.App) or isinstance(construct, cdk.Stage):
-        raise ValueError(f"refusing a blanket suppression of {rule} on the whole app")
+        raise ValueError(f"refusing a blanket suppression of {', '.join(rules)} on the whole app")
     if not reason or len(reason.strip()) < _MIN_REASON:
-        raise ValueError(f"suppression of {rule} on {construct.node.path} needs a specific reason")
-    rule_id = _qualified(rule)
+        raise ValueError(f"suppression of {', '.join(rules)} on {construct.node.path} needs a specific reason")
     made = _acknowledged_on(construct)
-    earlier = made.get(rule_id)
-    if earlier == reason:
-        return
-    if earlier is not None:
-        raise ValueError(f"{rule_id} is already acknowledged on {construct.node.path} for another reason "
-                         f"({earlier!r}): give one reason per rule and construct")
-    cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))
-    made[rule_id] = reason
+    new: list[str] = []
+    for rule_id in dict.fromkeys(_qualified(rule) for rule in rules):
+        earlier = made.get(rule_id)
+        if earlier is not None and earlier != reason:
+            raise ValueError(f"{rule_id} is already acknowledged on {construct.node.path} for another reason "
+                             f"({earlier!r}): give one reason per rule and construct")
+        if earlier is None:
+            new.append(rule_id)
+    if new:
+        cdk.Validations.of(construct).acknowledge(*(cdk.Acknowledgment(id=r, reason=reason) for r in new))
+        made.update(dict.fromkeys(new, reason))
 
 
 def acknowledge_as(construct: IConstruct, group: str, name: str, *, findings: Sequence[str] | None = None) -> None:
@@ -94,8 +101,8 @@ def acknowledge_as(construct: IConstruct, group: str, name: str, *, findings: Se
         acknowledge(construct, entry.rule, entry.reason)
         return
     rule_id = _qualified(entry.rule)
-    for finding in findings:
-        acknowledge(construct, f"{rule_id}[{finding}]", entry.reason)
+    if findings:
+        _acknowledge_all(construct, [f"{rule_id}[{finding}]" for finding in findings], entry.reason)
 
 
 def acknowledge_custom_resource_provider(stack: cdk.Stack) -> None:
@@ -154,18 +161,17 @@ def _qualified(rule: str) -> str:
     return rule if "::" in rule.split("[", 1)[0] else f"AwsSolutions::{rule}"
 
 
+_MADE: dict[str, dict[str, str]] = {}  # jsii object id -> {rule id: reason}: what ``acknowledge`` made
+
+
 def _acknowledged_on(construct: IConstruct) -> dict[str, str]:
     """The acknowledgments ``acknowledge`` made on ``construct``: rule id -> reason.
 
-    Kept on the stack's Python object, keyed by construct path, rather than read back from the construct's
-    metadata: that costs a jsii round trip per metadata entry, hundreds per synth (every acknowledgment goes
-    through ``acknowledge``, so nothing is missed).
+    Kept in Python, keyed by the construct's jsii object id (unique for the process, known without a call),
+    rather than read back from the construct's metadata: that costs a jsii round trip per metadata entry,
+    hundreds per synth (every acknowledgment goes through ``acknowledge``, so nothing is missed).
     """
-    import aws_cdk as cdk
-
-    stack = cdk.Stack.of(construct)
-    made = stack.__dict__.setdefault("_eksnet_acknowledgments", {})
-    return made.setdefault(construct.node.path, {})
+    return _MADE.setdefault(construct.__jsii_ref__.ref, {})
 
 
 # --- the view: every acknowledgment of a synthesized app, per stack -------------------------------------------------

@@ -60,7 +60,9 @@ _DAEMONSET_FILE = "multus-daemonset-thick.yaml"
 def _load_yaml(name: str) -> list[dict[str, Any]]:
     """The documents of a manifest shipped in ``eksnet/multus/data`` (package data: found in an installed wheel)."""
     text = resources.files(__package__).joinpath(_DATA).joinpath(name).read_text(encoding="utf-8")
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+    # libyaml's parser when PyYAML has it (~10x faster on the DaemonSet manifest), with the same safe constructor.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [doc for doc in yaml.load_all(text, Loader=loader) if doc]
 
 
 #: The NAD CRD (``data/nad-crd.yaml``, vendored verbatim from multus-cni).
