@@ -236,3 +236,23 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
     assert nag.main([a.format(d=tmp_path) for a in argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("python -m eksnet.nag: error: ") and message in err[0], err
+
+
+def test_a_construct_found_again_through_jsii_is_the_same_construct():
+    from aws_cdk import aws_iam as iam
+
+    stack = cdk.Stack(cdk.App(), "S")
+    role = iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    nag.acknowledge(role.node.default_child, "AwsSolutions-IAM4", "the first reason, long enough to pass")
+    with pytest.raises(ValueError, match="already acknowledged on S/R/Resource for another reason"):
+        nag.acknowledge(role.node.find_child("Resource"), "AwsSolutions-IAM4", "a second reason, long enough to pass")
+
+
+def test_a_conflict_among_several_findings_acknowledges_none_of_them():
+    stack = cdk.Stack(cdk.App(), "S")
+    first = nag.managed_policy_findings(["B"])
+    nag.acknowledge(stack, f"AwsSolutions-IAM4[{first[0]}]", "an earlier reason, long enough to pass")
+    with pytest.raises(ValueError, match="another reason"):
+        nag.acknowledge_as(stack, "EksCluster", "node-role", findings=nag.managed_policy_findings(["A", "B"]))
+    assert _acknowledged(stack) == [{f"AwsSolutions::AwsSolutions-IAM4[{first[0]}]":
+                                     "an earlier reason, long enough to pass"}]

@@ -51,3 +51,39 @@ def test_every_function_may_write_to_its_log_group(templates):
         assert role, f"{stack}/{lid}: role not in the template"
         assert _may_write(resources, role, group), f"{stack}/{lid} cannot write to {group}"
 
+
+
+def _fixed_template(build) -> dict:
+    """The template of a stack with the function-log fix, after ``build(stack)``."""
+    import aws_cdk as cdk
+    from eksnet.function_logs import function_logs
+    from eksnet.stack_pass import StackPass
+
+    app = cdk.App()
+    stack = cdk.Stack(app, "S")
+    build(stack)
+    StackPass.of(stack).add(function_logs())
+    return app.synth().get_stack_by_name("S").template
+
+
+def test_a_function_of_a_users_own_class_gets_a_log_group():
+    import aws_cdk as cdk
+
+    class MyFunction(cdk.CfnResource):  # the class is the user's, the resource type a function
+        pass
+
+    template = _fixed_template(lambda stack: MyFunction(stack, "Fn", type="AWS::Lambda::Function", properties={
+        "Role": "arn:aws:iam::123456789012:role/r", "Code": {"ZipFile": "x"}, "Runtime": "python3.13",
+        "Handler": "index.handler"}))
+    groups = [lid for lid, r in template["Resources"].items() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert groups == [ref_id(template["Resources"]["Fn"]["Properties"]["LoggingConfig"]["LogGroup"])]
+
+
+def test_a_resource_of_a_users_own_class_that_is_no_function_gets_none():
+    import aws_cdk as cdk
+
+    class MyQueue(cdk.CfnResource):
+        pass
+
+    template = _fixed_template(lambda stack: MyQueue(stack, "Q", type="AWS::SQS::Queue"))
+    assert [r["Type"] for r in template["Resources"].values()] == ["AWS::SQS::Queue"]
