@@ -17,15 +17,15 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_eks_v2 as eks
-from eksnet import nag, policy
+from eksnet import policy
 from eksnet.calico import Calico
 from eksnet.cluster import EksCluster
 from eksnet.environment import DeployEnv, EksnetStack
 
 from apps.clusters import ClusterStack
+from apps.context import CALICO_STACK as CALICO_STACK
 from constructs import Construct
 
-CALICO_STACK = "EksnetCalico"
 NAMESPACES = ("deploy1", "deploy2")
 
 
@@ -84,8 +84,5 @@ def calico_stack(app: cdk.App, deploy_env: DeployEnv, *, cluster: ClusterStack) 
     stack = EksnetStack(app, CALICO_STACK, deploy_env=deploy_env,
                         description="eksnet: Calico network policy on myipv4cluster "
                                     "(seed 003, Installing and using Calico network policies)")
-    # Strong references (CloudFormation exports) are what this stack needs: the cluster stack may not
-    # drop its kubectl provider while Calico and the seed's workloads still use it.
-    nag.acknowledge_as(stack, "Calico scenario", "strong-references")
     add_calico_scenario(stack, cluster.eks_cluster)
     return stack

@@ -18,11 +18,11 @@ from eksnet.environment import DeployEnv, EksnetStack
 from eksnet.vpc import EksVpc, NatGateways, PodIpv4Egress
 from eksnet.vpc_cni import VpcCniConfig
 
+from apps.context import IPV4_CLUSTER_STACK as IPV4_CLUSTER_STACK
+from apps.context import IPV6_CLUSTER_STACK as IPV6_CLUSTER_STACK
 from apps.network import NetworkStack
 
 IPV4_CLUSTER_NAME = "myipv4cluster"
-IPV6_CLUSTER_STACK = "EksnetIpv6Cluster"
-IPV4_CLUSTER_STACK = "EksnetIpv4Cluster"
 
 
 class ClusterStack(EksnetStack):

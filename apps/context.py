@@ -22,6 +22,19 @@ CLUSTER_NAME_KEY = "eksnet:clusterName"
 NAT_GATEWAYS_KEY = "eksnet:natGateways"
 STACKS_KEY = "eksnet:stacks"
 
+# The default app's stacks (each scenario module builds its own; apps.main imports a module only to build one).
+NETWORK_STACK = "EksnetNetwork"
+IPV6_ONLY_STACK = "EksnetNetworkIpv6Only"
+IPV6_CLUSTER_STACK = "EksnetIpv6Cluster"
+IPV4_CLUSTER_STACK = "EksnetIpv4Cluster"
+CALICO_STACK = "EksnetCalico"
+MULTUS_STACK = "EksnetMultus"
+
+# aws-cdk-lib settings the apps choose, under any context the CLI or cdk.json gives (which wins): cross-stack
+# references stay "strong" (an export the importing stack uses cannot be removed), said explicitly instead of
+# left to aws-cdk-lib's default, which warns on every stack that imports.
+APP_DEFAULTS = {"@aws-cdk/core:defaultCrossStackReferences": "strong"}
+
 # A placeholder account and the walkthrough's region: offline synth needs no credentials; deploy with your own.
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_REGION = "eu-central-1"

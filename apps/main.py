@@ -6,19 +6,21 @@ arguments, and the stacks one builds on are passed to it: ``EksnetIpv6Cluster`` 
 VPC), ``EksnetCalico`` gets ``EksnetIpv4Cluster`` (its cluster).
 
 ``-c eksnet:stacks=EksnetCalico,EksnetMultus`` builds only those stacks and the ones they build on, each as in
-the whole app: iterating on one stack does not pay for all six. A stack that others build on, synthesized
+the whole app (a scenario module is imported only to build one of its stacks): iterating on one stack does
+not pay for all six. A stack that others build on, synthesized
 without them, lacks only the exports they would import (synth warns: deploy it from a synth that includes them).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
+from types import ModuleType
 
 import aws_cdk as cdk
 from eksnet import nag
 
-from apps import calico, clusters, multus, network
 from apps import context as app_context
 
 # Builds a stack from the stacks made before it (by name): those it builds on are passed to it, never looked up.
@@ -28,18 +30,19 @@ _Build = Callable[[dict[str, cdk.Stack]], cdk.Stack]
 def add_stacks(app: cdk.App, settings: app_context.AppSettings) -> dict[str, cdk.Stack]:
     """The stacks ``settings.stacks`` selects (all when empty) and the stacks they build on, by name."""
     env, nat, cluster_name = settings.deploy_env, settings.nat_gateways, settings.cluster_name
-    ipv6_base, calico_base = network.NETWORK_STACK, clusters.IPV4_CLUSTER_STACK
+    c = app_context
     # name -> (the stacks it builds on, how to build it); in the default app's order, bases first.
     stacks: dict[str, tuple[tuple[str, ...], _Build]] = {
-        network.NETWORK_STACK: ((), lambda made: network.node_snat_stack(
+        c.NETWORK_STACK: ((), lambda made: _scenario("network").node_snat_stack(
             app, env, cluster_name=cluster_name, nat_gateways=nat)),
-        network.IPV6_ONLY_STACK: ((), lambda made: network.ipv6_only_stack(app, env, nat_gateways=nat)),
-        clusters.IPV6_CLUSTER_STACK: ((ipv6_base,), lambda made: clusters.ipv6_cluster_stack(
-            app, env, network=made[ipv6_base], cluster_name=cluster_name)),
-        clusters.IPV4_CLUSTER_STACK: ((), lambda made: clusters.ipv4_cluster_stack(app, env, nat_gateways=nat)),
-        calico.CALICO_STACK: ((calico_base,), lambda made: calico.calico_stack(app, env, cluster=made[calico_base])),
-        multus.MULTUS_STACK: ((), lambda made: multus.MultusStack(
-            app, multus.MULTUS_STACK, deploy_env=env, nat_gateways=nat)),
+        c.IPV6_ONLY_STACK: ((), lambda made: _scenario("network").ipv6_only_stack(app, env, nat_gateways=nat)),
+        c.IPV6_CLUSTER_STACK: ((c.NETWORK_STACK,), lambda made: _scenario("clusters").ipv6_cluster_stack(
+            app, env, network=made[c.NETWORK_STACK], cluster_name=cluster_name)),
+        c.IPV4_CLUSTER_STACK: ((), lambda made: _scenario("clusters").ipv4_cluster_stack(app, env, nat_gateways=nat)),
+        c.CALICO_STACK: ((c.IPV4_CLUSTER_STACK,), lambda made: _scenario("calico").calico_stack(
+            app, env, cluster=made[c.IPV4_CLUSTER_STACK])),
+        c.MULTUS_STACK: ((), lambda made: _scenario("multus").MultusStack(
+            app, c.MULTUS_STACK, deploy_env=env, nat_gateways=nat)),
     }
     wanted = _with_bases(settings.stacks or tuple(stacks), {name: bases for name, (bases, _) in stacks.items()})
     made: dict[str, cdk.Stack] = {}
@@ -54,6 +57,11 @@ def add_stacks(app: cdk.App, settings: app_context.AppSettings) -> dict[str, cdk
                     f"{base} is synthesized without {name}, which builds on it ({app_context.STACKS_KEY}): the "
                     f"exports {name} imports are left out; deploy {base} from a synth that includes {name}")
     return made
+
+
+def _scenario(name: str) -> ModuleType:
+    """``apps.<name>``, imported when a stack of it is built: a synth of some stacks loads only their scenarios."""
+    return importlib.import_module(f"apps.{name}")
 
 
 def _with_bases(names: tuple[str, ...], bases: dict[str, tuple[str, ...]]) -> set[str]:
@@ -75,7 +83,7 @@ def _with_bases(names: tuple[str, ...], bases: dict[str, tuple[str, ...]]) -> se
 def build_app(outdir: str | None = None, context: dict | None = None) -> cdk.App:
     # The CLI passes its output directory in CDK_OUTDIR; without the CLI, write to ./cdk.out.
     outdir = outdir or os.environ.get("CDK_OUTDIR") or "cdk.out"
-    app = cdk.App(outdir=outdir, context=context or None)
+    app = cdk.App(outdir=outdir, context={**app_context.APP_DEFAULTS, **(context or {})})
     add_stacks(app, app_context.read(app))
     nag.add_checks(app)
     return app

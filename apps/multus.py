@@ -26,7 +26,8 @@ from eksnet.environment import DeployEnv, EksnetStack
 from eksnet.multus import MultusInterface, MultusNetworking, NetworkAttachmentDefinition, network_selection_annotation
 from eksnet.vpc import EksVpc, NatGateways, PodIpv4Egress
 
-MULTUS_STACK = "EksnetMultus"
+from apps.context import MULTUS_STACK as MULTUS_STACK
+
 CLUSTER_NAME = "mymultuscluster"
 NODEGROUP = "multusmng"
 

@@ -17,8 +17,8 @@ import aws_cdk as cdk
 from eksnet.environment import DeployEnv, EksnetStack
 from eksnet.vpc import EksVpc, MultusNetwork, NatGateways, PodIpv4Egress
 
-NETWORK_STACK = "EksnetNetwork"
-IPV6_ONLY_STACK = "EksnetNetworkIpv6Only"
+from apps.context import IPV6_ONLY_STACK as IPV6_ONLY_STACK
+from apps.context import NETWORK_STACK as NETWORK_STACK
 
 
 class NetworkStack(EksnetStack):

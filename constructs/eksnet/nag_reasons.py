@@ -150,12 +150,4 @@ REASONS: dict[str, dict[str, Reason]] = {
             "its own ENI holds to reconcile per-IP assignments",
         ),
     },
-    # --- the Calico scenario (apps/calico.py) -------------------------------------------------------------------
-    "Calico scenario": {
-        "strong-references": Reason(
-            "Annotation::@aws-cdk/core:crossStackReferencesDefaultStrong",
-            "cross-stack references with no strength configured (aws-cdk-lib defaults them to strong)",
-            "EksnetCalico imports the IPv4 cluster's kubectl provider; strong references protect it from removal",
-        ),
-    },
 }

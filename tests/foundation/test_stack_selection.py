@@ -116,3 +116,26 @@ def test_an_unknown_stack_is_one_error_that_lists_the_stacks(tmp_path):
     message = str(raised.value)
     assert "eksnet:stacks: unknown stack 'EksnetMultis'" in message
     assert all(name in message for name in SELECTIONS)
+
+
+def test_selecting_a_stack_imports_only_the_scenarios_it_builds():
+    context = {"eksnet:stacks": "EksnetIpv6Cluster"}
+    code = ("import sys; from apps.main import build_app; build_app('OUT'); "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith(('apps.', 'eksnet.multus', 'eksnet.calico')))))")
+    proc = subprocess.run([str(VENV_BIN / "python"), "-c", code.replace("OUT", "/nonexistent-not-written")], cwd=ROOT,
+                          env=tool_env() | {"CDK_CONTEXT_JSON": json.dumps(context)}, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["apps.clusters", "apps.context", "apps.main", "apps.network"]
+
+
+def test_no_stack_of_the_default_app_warns_about_cross_stack_reference_strength(cdk_out):
+    manifest = json.loads((cdk_out / "manifest.json").read_text())
+    warnings = []
+    for artifact in manifest["artifacts"].values():
+        if "additionalMetadataFile" in artifact:
+            metadata = json.loads((cdk_out / artifact["additionalMetadataFile"]).read_text())
+            warnings += [str(m["data"]) for entries in metadata.values() for m in entries
+                         if m["type"] in ("aws:cdk:warning", "aws:cdk:acknowledged-rules")]
+    assert warnings, "the default app's metadata holds no warnings or acknowledgments at all: nothing was read"
+    assert not [w for w in warnings if "crossStackReferences" in w or "cross-stack-reference strength" in w]

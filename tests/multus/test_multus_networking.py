@@ -222,3 +222,18 @@ def test_the_node_setup_serves_the_pool_and_names_the_master_the_nad_uses(node):
     links = subprocess.run(["ip", "-n", node["ns"], "-j", "link", "show", "dev", nad["master"]],
                            capture_output=True, text=True)
     assert links.returncode == 0, f"no link {nad['master']} on the node"
+
+
+@pytest.mark.parametrize("prop", ["vpc", "cluster"])
+def test_a_vpc_or_cluster_that_is_not_eksnets_is_refused_by_name(prop):
+    from aws_cdk import aws_ec2 as ec2
+
+    stack = EksnetStack(cdk.App(), "Typed", deploy_env=deploy_env())
+    vpc = EksVpc(stack, "Vpc", cluster_names=["mncluster"])
+    cluster = EksCluster(stack, "Cluster", vpc=vpc, cluster_name="mncluster", ip_family=eks.IpFamily.IP_V4,
+                         nodegroups=[NodeGroupSpec(NODEGROUP, instance_types=(INSTANCE,))])
+    given = {"vpc": vpc, "cluster": cluster}
+    given[prop] = ec2.Vpc(stack, "Plain") if prop == "vpc" else object()
+    expected = "EksVpc" if prop == "vpc" else "EksCluster"
+    with pytest.raises(MultusConfigError, match=rf"MultusNetworking\.{prop} must be {expected}"):
+        MultusNetworking(stack, "Multus", interfaces=[MultusInterface()], **given)

@@ -34,6 +34,7 @@ from aws_cdk import custom_resources as cr
 
 from constructs import Construct
 from eksnet import nag, typecheck, validate
+from eksnet.cluster import EksCluster
 from eksnet.multus.eni import MultusEniAttacher
 from eksnet.multus.install import MultusInstall
 from eksnet.multus.nad import (
@@ -50,6 +51,7 @@ from eksnet.multus.nad import (
 )
 from eksnet.multus.node import AddressMode, MultusInterfaces, MultusNodeBootstrap, NodeRuntimeInstall, RpFilter
 from eksnet.multus.perip import PER_IP_NODE_PACKAGES, PerIpMultus, PerIpRanges, plan_ranges
+from eksnet.vpc import EksVpc, MultusNetwork
 
 _MAX_PREFIXES = 16
 
@@ -165,8 +167,8 @@ class MultusNetworking(Construct):
         scope: Construct,
         id: str,
         *,
-        vpc,
-        cluster,
+        vpc: EksVpc,
+        cluster: EksCluster,
         interfaces: Sequence[MultusInterface],
         node_groups: Sequence[str] | None = None,
         ipv4_supernet: str = "192.168.192.0/19",
@@ -180,7 +182,6 @@ class MultusNetworking(Construct):
     ) -> None:
         typecheck.check_call("MultusNetworking", MultusNetworking.__init__, locals(), error=MultusTypeError)
         super().__init__(scope, id)
-        from eksnet.vpc import MultusNetwork  # eksnet.vpc imports nothing of eksnet.multus: no cycle either way
 
         # --- validation first: nothing is created for bad input -------------------------------------------------
         self.interfaces = tuple(interfaces)
@@ -196,7 +197,7 @@ class MultusNetworking(Construct):
         own = {i.has_own_subnets for i in self.interfaces}
         if len(own) > 1:
             raise MultusConfigError("give ipv4_subnets/ipv4_supernet on every MultusInterface or on none")
-        if getattr(vpc, "multus", None) is not None:
+        if vpc.multus is not None:
             raise MultusConfigError(f"{vpc.node.path} already has Multus subnets (EksVpc(multus=...)): let "
                                     "MultusNetworking make them from its interfaces (drop multus= from the EksVpc)")
         all_groups = list(cluster.nodegroups)
