@@ -104,6 +104,10 @@ def run() -> dict:
         "metrics": metrics,
         "samples_cpu_seconds": {f"{n} / {s}": [round(x, 3) for x in v] for (n, s), v in cpu.items()},
         "samples_wall_seconds": {f"{n} / {s}": [round(x, 3) for x in v] for (n, s), v in wall.items()},
+        # eksnet's run over the reference's run of the same round (they run back to back): the spread shows how far
+        # one round's ratio moves with the machine's load.
+        "paired_cpu_ratios": {name: [round(e / r, 3) for e, r in zip(cpu[name, "eksnet"], cpu[name, "reference"],
+                                                                      strict=True)] for name in PAIRS},
         "first_synth_cpu_seconds": {f"{n} / {s}": round(c, 3) for (n, s), (_, c) in first.items()},
         "first_synth_wall_seconds": {f"{n} / {s}": round(w, 3) for (n, s), (w, _) in first.items()},
         "repeat": repeat,
