@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import enum
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -187,8 +186,7 @@ def _has_ipv6_only_subnets(subnets: Sequence[ec2.ISubnet]) -> bool:
 
 
 def _addon_version(version: str) -> tuple[int, ...] | None:
-    found = re.match(r"^v?(\d+)\.(\d+)\.(\d+)", version)
-    return tuple(int(g) for g in found.groups()) if found else None
+    return validate.version_numbers(version)
 
 
 def _check_multi_nic(specs: Sequence[NodeGroupSpec], versions: Mapping[str, str]) -> None:
@@ -408,13 +406,14 @@ class EksCluster(Construct):
             assumed_by=iam.ServicePrincipal("eks.amazonaws.com"),
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("AmazonEKSClusterPolicy")],
         )
+        managed = ["AmazonEKSClusterPolicy"]
         if self.vpc_cni.pod_security_groups is not None:
             # Creates the trunk and branch ENIs that security groups for pods need.
-            self.cluster_role.add_managed_policy(
-                iam.ManagedPolicy.from_aws_managed_policy_name("AmazonEKSVPCResourceController")
-            )
-        nag.acknowledge_as(self.cluster_role, "EksCluster", "cluster-role", findings=nag.managed_policy_findings(
-            ["AmazonEKSClusterPolicy", "AmazonEKSVPCResourceController"]))
+            managed.append("AmazonEKSVPCResourceController")
+            self.cluster_role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name(managed[-1]))
+        # Exactly the managed policies the role has: an acknowledgment of one it lacks would suppress nothing.
+        nag.acknowledge_as(self.cluster_role, "EksCluster", "cluster-role",
+                           findings=nag.managed_policy_findings(managed))
         self.cluster = eks.Cluster(
             self,
             "Cluster",

@@ -177,6 +177,55 @@ def pci_address(value: object, what: str = "PCI address", error: Error = ValueEr
     return value
 
 
+# --- Names and paths that node-side software reads (whole strings: no trailing newline slips through) ------------
+
+_ENV_VAR = re.compile(r"[A-Z][A-Z0-9_]*")
+_IPAM_POOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_CNI_CONF_FILE = re.compile(r"[0-9]{2}-[A-Za-z0-9._-]+\.conf(list)?")
+_INTERFACE_PREFIX = re.compile(r"[a-z][a-z0-9]*")
+_SHELL_SAFE_PATH = re.compile(r"/[A-Za-z0-9_./-]*")
+_PACKAGE = re.compile(r"[A-Za-z0-9_.+-]+")
+_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+IPAM_POOL_MAX = 63
+INTERFACE_PREFIX_MAX = 13  # IFNAMSIZ: 15 characters with the device index (up to two digits) after it
+
+
+def is_env_var_name(value: object) -> bool:
+    """An upper-case environment variable name (``ENABLE_PREFIX_DELEGATION``), as the VPC CNI's settings are."""
+    return _matches(value, _ENV_VAR)
+
+
+def is_ipam_pool_name(value: object) -> bool:
+    """An ``eksnet-ipamd`` pool name: up to 63 letters, digits, '_', '.', '-', starting with a letter or digit."""
+    return _matches(value, _IPAM_POOL, IPAM_POOL_MAX)
+
+
+def is_cni_conf_file_name(value: object) -> bool:
+    """A CNI configuration file name as kubelet and Multus order them: ``10-aws.conflist``, ``00-multus.conf``."""
+    return _matches(value, _CNI_CONF_FILE)
+
+
+def is_interface_name_prefix(value: object) -> bool:
+    """A network interface name prefix: lower-case letters and digits, starting with a letter, at most 13."""
+    return _matches(value, _INTERFACE_PREFIX, INTERFACE_PREFIX_MAX)
+
+
+def is_shell_safe_absolute_path(value: object) -> bool:
+    """An absolute path of letters, digits and ``_ . / -`` only: written into node user data as it is."""
+    return _matches(value, _SHELL_SAFE_PATH)
+
+
+def is_package_name(value: object) -> bool:
+    """An OS package name (``python3.11``) for ``dnf install``."""
+    return _matches(value, _PACKAGE)
+
+
+def version_numbers(value: str) -> tuple[int, int, int] | None:
+    """The leading ``major.minor.patch`` of a version such as ``v1.20.0-eksbuild.1``; None when it has none."""
+    found = _VERSION.match(value)
+    return (int(found[1]), int(found[2]), int(found[3])) if found else None
+
+
 # --- CIDRs and addresses (ipaddress) -----------------------------------------------------------------------------
 
 _EXAMPLES = {None: "192.168.0.0/16 or 2001:db8::/56", 4: "192.168.0.0/16", 6: "2001:db8::/56"}

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import enum
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -202,7 +201,7 @@ class VpcCniConfig:
         typecheck.check_fields(self)
         object.__setattr__(self, "extra_env", dict(self.extra_env))
         for k, v in self.extra_env.items():
-            if not re.match(r"^[A-Z][A-Z0-9_]*$", k) or not isinstance(v, str):
+            if not validate.is_env_var_name(k) or not isinstance(v, str):
                 raise ValueError(f"VpcCniConfig.extra_env: {k!r}={v!r} must be an upper-case name with a string value")
 
     def prefix_delegation(self, *, ipv6: bool) -> bool:

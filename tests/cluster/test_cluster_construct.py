@@ -654,3 +654,12 @@ def test_multi_nic_mode_refuses_single_card_types_and_older_addons():
                  addon_versions={"vpc-cni": "v1.19.6-eksbuild.1"})
     assert _cluster(vpc_cni=VpcCniConfig(multi_nic=True), nodegroups=[NodeGroupSpec("x", ("c6in.32xlarge",))],
                     addon_versions={"vpc-cni": "v1.21.1-eksbuild.3"}).addons["vpc-cni"]
+
+
+def test_the_cluster_role_acknowledges_exactly_the_managed_policies_it_has(synthesized):
+    def acknowledged(cluster) -> set[str]:
+        rules = {rule for e in cluster.cluster_role.node.metadata if e.type == nag.ACKNOWLEDGED_RULES for rule in e.data}
+        return {r.rsplit("/", 1)[1].rstrip("]") for r in rules if "AwsSolutions-IAM4[Policy::" in r}
+
+    assert acknowledged(synthesized["v6"]) == {"AmazonEKSClusterPolicy"}
+    assert acknowledged(synthesized["v4"]) == {"AmazonEKSClusterPolicy", "AmazonEKSVPCResourceController"}

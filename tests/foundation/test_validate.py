@@ -241,6 +241,49 @@ def test_no_other_module_of_the_library_compiles_a_pattern_of_its_own():
     assert compiling == []
 
 
+def test_no_other_module_checks_input_against_a_pattern_of_its_own():
+    # eksnet plan reads the placeholders of a synthesized template: parsing its own format, not checking input.
+    library = ROOT / "constructs" / "eksnet"
+    matching = [str(p.relative_to(library)) for p in library.rglob("*.py")
+                if re.search(r"\bre\.(match|fullmatch|search)\(", p.read_text())
+                and p.name != "validate.py" and not p.name.startswith("plan_")]
+    assert matching == []
+
+
+NODE_SIDE = [  # (check, a good value): each refuses the good value with a trailing newline, which re.match's "$" let by
+    (validate.is_env_var_name, "ENABLE_PREFIX_DELEGATION"),
+    (validate.is_ipam_pool_name, "multus1"),
+    (validate.is_cni_conf_file_name, "10-aws.conflist"),
+    (validate.is_interface_name_prefix, "multus"),
+    (validate.is_shell_safe_absolute_path, "/usr/bin/python3.11"),
+    (validate.is_package_name, "python3.11"),
+]
+
+
+@pytest.mark.parametrize(("check", "good"), NODE_SIDE, ids=[c.__name__ for c, _ in NODE_SIDE])
+def test_a_node_side_name_is_checked_whole(check, good):
+    assert check(good)
+    assert not check(good + "\n")
+    assert not check(f" {good}")
+    assert not check(None)
+
+
+def test_pool_names_and_interface_prefixes_keep_their_length_limits():
+    assert validate.is_ipam_pool_name("p" * 63) and not validate.is_ipam_pool_name("p" * 64)
+    assert validate.is_interface_name_prefix("m" * 13) and not validate.is_interface_name_prefix("m" * 14)
+
+
+def test_a_relative_or_shell_path_is_not_shell_safe():
+    assert not validate.is_shell_safe_absolute_path("usr/bin/python3")
+    assert not validate.is_shell_safe_absolute_path("/usr/bin/python3; rm -rf /")
+
+
+def test_version_numbers_read_the_leading_release():
+    assert validate.version_numbers("v1.20.0-eksbuild.1") == (1, 20, 0)
+    assert validate.version_numbers("1.19.2") == (1, 19, 2)
+    assert validate.version_numbers("latest") is None
+
+
 # --- where the constructs' copies used to disagree ------------------------------------------------------------
 
 def test_a_label_key_with_an_empty_prefix_is_refused():

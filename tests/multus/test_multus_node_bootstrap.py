@@ -196,3 +196,8 @@ def test_interface_names_follow_the_device_index():
 def test_install_refuses_a_relative_or_unsafe_interpreter(python):
     with pytest.raises(ValueError, match="absolute path"):
         NodeRuntimeInstall(python=python)
+
+
+def test_a_runtime_path_with_a_trailing_newline_is_refused():
+    with pytest.raises(ValueError, match="must be an absolute path"):
+        NodeRuntimeInstall(python="/usr/bin/python3.11\n")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import enum
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -17,7 +16,7 @@ import yaml
 from aws_cdk import aws_eks_v2 as eks
 
 from constructs import Construct
-from eksnet import typecheck
+from eksnet import typecheck, validate
 from eksnet.multus.nad import (
     MultusConfigError,
     MultusTypeError,
@@ -110,7 +109,7 @@ def multus_manifests(
     """
     typecheck.check_call("multus_manifests", multus_manifests, locals(), error=MultusTypeError)
     check_namespace(namespace)
-    if not re.match(r"^[0-9]{2}-[A-Za-z0-9._-]+\.conf(list)?$", default_network_conf):
+    if not validate.is_cni_conf_file_name(default_network_conf):
         raise MultusConfigError(
             f"default_network_conf {default_network_conf!r} must be a CNI config file name such as 10-aws.conflist"
         )

@@ -22,7 +22,6 @@ from __future__ import annotations
 import enum
 import ipaddress
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -302,7 +301,7 @@ class EksnetIpam(Ipam):
         object.__setattr__(self, "routes", tuple(self.routes))
         if (self.pool is None) == (not sets):
             raise MultusConfigError("eksnet-ipam needs exactly one of pool='multus1' or ranges=(IpRange(...),)")
-        if self.pool is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", self.pool):
+        if self.pool is not None and not validate.is_ipam_pool_name(self.pool):
             raise MultusConfigError(f"eksnet-ipam pool {self.pool!r}: letters, digits, '_', '.', '-' (at most 63)")
         for range_set in sets:
             if not range_set or not all(isinstance(r, IpRange) for r in range_set):

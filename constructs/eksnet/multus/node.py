@@ -23,7 +23,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 
 from constructs import Construct
-from eksnet import typecheck
+from eksnet import typecheck, validate
 from eksnet.multus.nad import MultusTypeError, _check_fields
 
 NODE_CONFIG = "/etc/eksnet/multus.json"
@@ -108,7 +107,7 @@ class MultusInterfaces:
         for i in self.device_indexes:
             if not isinstance(i, int) or not 1 <= i <= 31:
                 raise ValueError(f"device index {i!r}: Multus ENIs attach at 1..31 (0 is the primary ENI, eth0)")
-        if not re.match(r"^[a-z][a-z0-9]{0,12}$", self.name_prefix):
+        if not validate.is_interface_name_prefix(self.name_prefix):
             raise ValueError(
                 f"name_prefix {self.name_prefix!r}: 1-13 lower-case letters or digits, starting with a letter "
                 "(the interface name with its index must fit the kernel's 15 characters)"
@@ -216,9 +215,9 @@ class NodeRuntimeInstall:
         _check_fields(self)
         for what, path in (("python", self.python), ("cni_bin_dir", self.cni_bin_dir), ("src_dir", self.src_dir),
                            ("unit_dir", self.unit_dir), ("daemon_dir", self.daemon_dir)):
-            if not path.startswith("/") or not re.match(r"^[A-Za-z0-9_./-]+$", path):
+            if not validate.is_shell_safe_absolute_path(path):
                 raise ValueError(f"{what} {path!r} must be an absolute path without spaces or shell characters")
-        if self.python_package is not None and not re.match(r"^[A-Za-z0-9_.+-]+$", self.python_package):
+        if self.python_package is not None and not validate.is_package_name(self.python_package):
             raise ValueError(f"python_package {self.python_package!r} is not a package name")
 
     def commands(self, zip_path: str, start: bool = True) -> list[str]:
