@@ -24,8 +24,9 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-## The main job: synthesize every stack of the default app into cdk.out/, offline.
-synth: install
+## The main job: synthesize every stack of the default app into cdk.out/, offline. The native CNI forwarders
+## are built first: the node runtime asset ships what `make native` built, as the tests run it.
+synth: install native
 	cdk synth --no-lookups --quiet
 
 ## Everything CI runs: lint, then the whole test suite in parallel (the native forwarders first:
