@@ -112,18 +112,18 @@ def _skipped(name: str, source: Path, directory: Path, entry: str) -> bool:
 
 
 def _copy_packages(into: Path) -> None:
-    """node_runtime (but ``NOT_SHIPPED``) and pyroute2 side by side in ``into`` (all the runtime needs on a node)."""
-    for name, source in _packages().items():
-        def ignore(directory: str, entries: list[str], name: str = name, source: Path = source) -> set[str]:
-            return {e for e in entries if _skipped(name, source, Path(directory), e)}
-
-        shutil.copytree(source, into / name, ignore=ignore)
+    """node_runtime (but ``NOT_SHIPPED``) and pyroute2 side by side in ``into`` (all the runtime needs on a node):
+    exactly ``bundle_files()``, the set the fingerprint and the zip are made of."""
+    for rel, source in bundle_files():
+        target = into / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
 
 
 def bundle_files() -> Iterator[tuple[str, Path]]:
-    """(name in a bundle, source file) of everything ``bundle`` writes, sorted as ``copytree`` walks them."""
+    """(name in a bundle, source file) of everything a bundle holds, in a stable order (symlinks followed)."""
     for name, source in sorted(_packages().items()):
-        for root, dirs, files in os.walk(source, followlinks=True):  # as copytree copies them
+        for root, dirs, files in os.walk(source, followlinks=True):
             here = Path(root)
             dirs[:] = sorted(d for d in dirs if not _skipped(name, source, here, d))
             for f in sorted(files):
