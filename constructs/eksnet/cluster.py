@@ -185,10 +185,6 @@ def _has_ipv6_only_subnets(subnets: Sequence[ec2.ISubnet]) -> bool:
     return any(isinstance(s.node.default_child, ec2.CfnSubnet) and s.node.default_child.ipv6_native for s in subnets)
 
 
-def _addon_version(version: str) -> tuple[int, ...] | None:
-    return validate.version_numbers(version)
-
-
 def _check_multi_nic(specs: Sequence[NodeGroupSpec], versions: Mapping[str, str]) -> None:
     """Multi-NIC mode needs instance types with several network cards, and VPC CNI 1.20 or later."""
     for spec in specs:
@@ -203,7 +199,7 @@ def _check_multi_nic(specs: Sequence[NodeGroupSpec], versions: Mapping[str, str]
                                  "needs instance types with several (e.g. c6in.32xlarge, p5.48xlarge)")
     given = versions.get("vpc-cni")
     if given is not None:
-        parsed = _addon_version(given)
+        parsed = validate.version_numbers(given)
         if parsed is None or parsed < (1, 20, 0):
             raise ValueError(f"addon_versions['vpc-cni']={given!r}: multi-NIC mode needs the VPC CNI add-on "
                              f"{MULTI_NIC_MIN_ADDON_VERSION} or later")

@@ -27,9 +27,9 @@ DEFAULT_RETENTION = logs.RetentionDays.ONE_MONTH
 _FUNCTION = "AWS::Lambda::Function"
 
 
-# Modules whose classes are never a function under another class: aws-cdk-lib's (each L1 class stands for one
+# Packages whose classes are never a function under another class: aws-cdk-lib's (each L1 class stands for one
 # resource type), the constructs library's and jsii's own proxies.
-_LIBRARY_MODULES = ("aws_cdk.", "constructs.", "jsii.")
+_LIBRARY_PACKAGES = frozenset({"aws_cdk", "constructs", "jsii"})
 
 
 def _is_function(c: IConstruct) -> bool:
@@ -40,7 +40,7 @@ def _is_function(c: IConstruct) -> bool:
         return c.cfn_resource_type == _FUNCTION
     # Decided by the class's module first: isinstance against aws-cdk-lib's abstract classes walks their
     # hundreds of subclasses for every new class, most of this pass's time.
-    if kind.__module__ == "constructs" or kind.__module__.startswith(_LIBRARY_MODULES):
+    if kind.__module__.partition(".")[0] in _LIBRARY_PACKAGES:
         return False
     if isinstance(c, lambda_.CfnFunction):
         return True
