@@ -39,16 +39,20 @@ def _synth(out: Path, stacks: str) -> tuple[dict[str, dict], dict[str, list[str]
     proc = subprocess.run([str(VENV_BIN / "python"), "-m", "apps.main"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return _templates(out), _messages(out, "aws:cdk:warning")
+
+
+def _messages(out: Path, *types: str) -> dict[str, list[str]]:
+    """The data of each stack's metadata entries of ``types`` (as the CLI would print them), by stack name."""
     manifest = json.loads((out / "manifest.json").read_text())
-    warnings = {}
+    found = {}
     for name, artifact in manifest["artifacts"].items():
         if artifact["type"] == "aws:cloudformation:stack":
             metadata = dict(artifact.get("metadata", {}))
             if "additionalMetadataFile" in artifact:  # where aws-cdk-lib writes it now
                 metadata |= json.loads((out / artifact["additionalMetadataFile"]).read_text())
-            warnings[name] = [str(m["data"]) for entries in metadata.values() for m in entries
-                              if m["type"] == "aws:cdk:warning"]
-    return _templates(out), warnings
+            found[name] = [str(m["data"]) for entries in metadata.values() for m in entries if m["type"] in types]
+    return found
 
 
 def _templates(out: Path) -> dict[str, dict]:
@@ -130,12 +134,7 @@ def test_selecting_a_stack_imports_only_the_scenarios_it_builds():
 
 
 def test_no_stack_of_the_default_app_warns_about_cross_stack_reference_strength(cdk_out):
-    manifest = json.loads((cdk_out / "manifest.json").read_text())
-    warnings = []
-    for artifact in manifest["artifacts"].values():
-        if "additionalMetadataFile" in artifact:
-            metadata = json.loads((cdk_out / artifact["additionalMetadataFile"]).read_text())
-            warnings += [str(m["data"]) for entries in metadata.values() for m in entries
-                         if m["type"] in ("aws:cdk:warning", "aws:cdk:acknowledged-rules")]
+    by_stack = _messages(cdk_out, "aws:cdk:warning", "aws:cdk:acknowledged-rules")
+    warnings = [w for messages in by_stack.values() for w in messages]
     assert warnings, "the default app's metadata holds no warnings or acknowledgments at all: nothing was read"
     assert not [w for w in warnings if "crossStackReferences" in w or "cross-stack-reference strength" in w]
